@@ -1,0 +1,113 @@
+"""One settings object for the whole process, read from the environment and `.env`."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`7d`, `12h`, `90m`, `3600s` or a bare number of seconds."""
+    text = text.strip().lower()
+    if not text:
+        raise ValueError("empty duration")
+    unit = text[-1]
+    if unit in _DURATION_UNITS:
+        return timedelta(seconds=float(text[:-1]) * _DURATION_UNITS[unit])
+    return timedelta(seconds=float(text))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str = Field(default="sqlite:///data/kamiyo.db", alias="KAMIYO_DATABASE_URL")
+    redis_url: str | None = Field(default=None, alias="KAMIYO_REDIS_URL")
+    secret_key: str | None = Field(default=None, alias="KAMIYO_SECRET_KEY")
+    cors_origins: str = Field(default="", alias="KAMIYO_CORS_ORIGINS")
+    offline: bool = Field(default=False, alias="KAMIYO_OFFLINE")
+    webhook_retry_schedule: str = Field(default="60,300,900", alias="KAMIYO_WEBHOOK_RETRY_SCHEDULE")
+    alert_max_age: str = Field(default="7d", alias="KAMIYO_ALERT_MAX_AGE")
+    webhook_timeout: float = Field(default=10.0, alias="KAMIYO_WEBHOOK_TIMEOUT")
+    anon_rate_limit: str = Field(default="60/minute", alias="KAMIYO_ANON_RATE_LIMIT")
+    rate_limits: str = Field(default="on", alias="KAMIYO_RATE_LIMITS")
+    allow_http_webhooks: bool = Field(default=False, alias="KAMIYO_ALLOW_HTTP_WEBHOOKS")
+    source_urls: dict[str, str] = Field(default_factory=dict, alias="KAMIYO_SOURCE_URLS")
+    data_dir: Path = Field(default=Path("data"), alias="KAMIYO_DATA_DIR")
+    seed_default_dataset: bool = Field(default=True, alias="KAMIYO_SEED")
+    response_cache_seconds: float = Field(default=2.0, alias="KAMIYO_RESPONSE_CACHE_SECONDS")
+    log_level: str = Field(default="INFO", alias="KAMIYO_LOG_LEVEL")
+    public_url: str = Field(default="http://127.0.0.1:8000", alias="KAMIYO_PUBLIC_URL")
+
+    stripe_secret_key: str | None = Field(default=None, alias="STRIPE_SECRET_KEY")
+    stripe_webhook_secret: str | None = Field(default=None, alias="STRIPE_WEBHOOK_SECRET")
+    stripe_price_pro: str | None = Field(default=None, alias="STRIPE_PRICE_PRO")
+    stripe_price_team: str | None = Field(default=None, alias="STRIPE_PRICE_TEAM")
+    stripe_price_enterprise: str | None = Field(default=None, alias="STRIPE_PRICE_ENTERPRISE")
+    stripe_api_base: str | None = Field(default=None, alias="STRIPE_API_BASE")
+    telegram_bot_token: str | None = Field(default=None, alias="TELEGRAM_BOT_TOKEN")
+    telegram_api_base: str = Field(default="https://api.telegram.org", alias="TELEGRAM_API_BASE")
+    smtp_url: str | None = Field(default=None, alias="KAMIYO_SMTP_URL")
+
+    @field_validator("source_urls", mode="before")
+    @classmethod
+    def _parse_source_urls(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = json.loads(value) if value.strip() else {}
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ValueError("KAMIYO_SOURCE_URLS must be a JSON object of source name to URL")
+        return value
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _check_schedule(cls, value: str) -> str:
+        [float(part) for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("alert_max_age")
+    @classmethod
+    def _check_max_age(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @property
+    def retry_schedule_seconds(self) -> list[float]:
+        return [float(p) for p in self.webhook_retry_schedule.split(",") if p.strip()]
+
+    @property
+    def alert_max_age_delta(self) -> timedelta:
+        return parse_duration(self.alert_max_age)
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def rate_limits_enabled(self) -> bool:
+        return self.rate_limits.strip().lower() not in {"off", "0", "false", "no"}
+
+    def resolved_secret_key(self) -> str:
+        """The configured key, or one generated once into the data folder so restarts keep sessions valid."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.write_text(key)
+        path.chmod(0o600)
+        return key
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

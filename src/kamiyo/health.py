@@ -1,0 +1,60 @@
+"""`GET /health`: database reachability, data counts, source health and worker state."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+from sqlalchemy import func, select
+
+from kamiyo import __version__
+from kamiyo.api_deps import get_database
+from kamiyo.exploits.models import Exploit, Report
+from kamiyo.ingest.health import is_healthy, source_states
+from kamiyo.kit.jsonresp import dumps
+from kamiyo.sources import REGISTRY
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["health"])
+
+
+class HealthOut(BaseModel):
+    status: str
+    version: str
+    database: dict[str, Any]
+    sources: dict[str, Any]
+    workers: dict[str, Any]
+
+
+@router.get("/ping", summary="Liveness: answers without touching the database")
+async def ping() -> Response:
+    return Response(b'{"pong":true}', media_type="application/json")
+
+
+@router.get("/health", response_model=HealthOut, summary="Service health", responses={503: {"model": HealthOut}})
+async def health(request: Request) -> Response:
+    workers = dict(getattr(request.app.state, "workers", {}))
+    body: dict[str, Any] = {"status": "ok", "version": __version__, "workers": workers}
+    try:
+        async with get_database(request).session() as session:
+            exploits = (await session.execute(select(func.count()).select_from(Exploit))).scalar_one()
+            reports = (await session.execute(select(func.count(func.distinct(Report.source))))).scalar_one()
+            states = await source_states(session)
+    except Exception as exc:  # the point of a health check is to report this, not raise it
+        log.warning("health check: database unavailable: %s", type(exc).__name__)
+        body.update(
+            status="degraded",
+            database={"ok": False, "exploits": None, "sources": None},
+            sources={"active": 0, "total": len(REGISTRY), "failing": []},
+        )
+        return Response(dumps(body), status_code=503, media_type="application/json")
+    failing = sorted(n for n, s in states.items() if s.enabled and s.consecutive_failures > 0)
+    active = sum(1 for name in REGISTRY if is_healthy(states.get(name)))
+    body["database"] = {"ok": True, "exploits": exploits, "sources": reports}
+    body["sources"] = {"active": active, "total": len(REGISTRY), "failing": failing}
+    if failing:
+        body["status"] = "degraded"
+    return Response(dumps(body), media_type="application/json")

@@ -1,0 +1,152 @@
+"""`kamiyo import`: JSON, JSONL or CSV rows in the exploit shape, turned into reports and stored.
+
+Idempotent: each row maps to reports with deterministic (source, source_ref) keys, so a second
+import of the same file changes nothing. Bad rows are skipped with their line number, never fatal.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from kamiyo.ingest.normalise import (
+    normalise_address,
+    normalise_category,
+    normalise_chain,
+    normalise_tx_hash,
+    protocol_key,
+)
+from kamiyo.kit.timeutil import parse_when
+from kamiyo.sources.base import Report
+
+IMPORT_SOURCE = "import"
+
+
+class RowError(ValueError):
+    pass
+
+
+@dataclass
+class ImportProblems:
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+    def add(self, line: int, message: str) -> None:
+        if len(self.errors) < 1000:
+            self.errors.append((line, message))
+
+
+def read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | None]]:
+    """(line or index, row) pairs; a row that is not an object comes back as None."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        with path.open(newline="", encoding="utf-8") as handle:
+            for number, row in enumerate(csv.DictReader(handle), start=2):
+                yield number, {k: v for k, v in row.items() if k and v not in (None, "")}
+        return
+    if suffix in {".jsonl", ".ndjson"}:
+        with path.open("rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                if line.strip():
+                    yield number, _object_or_none(line)
+        return
+    document = orjson.loads(path.read_bytes())
+    items = document.get("data", document) if isinstance(document, dict) else document
+    if not isinstance(items, list):
+        raise RowError("a JSON import must be a list of exploits (or an object with a `data` list)")
+    for number, item in enumerate(items, start=1):
+        yield number, item if isinstance(item, dict) else None
+
+
+def _object_or_none(line: bytes) -> dict[str, Any] | None:
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _float(row: dict[str, Any], key: str) -> float | None:
+    value = row.get(key)
+    if value in (None, ""):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise RowError(f"{key}: not a number") from exc
+    if not 0 <= number < 1e13:
+        raise RowError(f"{key}: out of range")
+    return number
+
+
+def _when(value: Any, key: str) -> datetime:
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    try:
+        return parse_when(str(value))
+    except ValueError as exc:
+        raise RowError(f"{key}: not an ISO-8601 date or datetime") from exc
+
+
+def _source_entries(row: dict[str, Any]) -> list[dict[str, Any]]:
+    sources = row.get("sources")
+    if isinstance(sources, str):
+        return [{"source": name.strip()} for name in sources.split(";") if name.strip()]
+    if isinstance(sources, list):
+        return [s if isinstance(s, dict) else {"source": str(s)} for s in sources if s]
+    return [{"source": str(row.get("source") or IMPORT_SOURCE)}]
+
+
+def row_to_reports(row: dict[str, Any]) -> list[Report]:
+    protocol = str(row.get("protocol") or "").strip()
+    if not protocol:
+        raise RowError("protocol: required")
+    if "timestamp" not in row:
+        raise RowError("timestamp: required")
+    timestamp = _when(row["timestamp"], "timestamp")
+    chain = normalise_chain(row.get("chain")) or "other"
+    tx_hash = normalise_tx_hash(row.get("tx_hash"), chain) if row.get("tx_hash") else None
+    if row.get("tx_hash") and tx_hash is None:
+        raise RowError("tx_hash: not a transaction hash for this chain")
+    identity = tx_hash or f"{protocol_key(protocol)}|{timestamp.date().isoformat()}|{chain}"
+    facts: dict[str, Any] = {
+        "protocol": protocol[:200],
+        "timestamp": timestamp,
+        "chain": chain,
+        "tx_hash": tx_hash,
+        "amount_usd": _float(row, "amount_usd"),
+        "recovered_usd": _float(row, "recovered_usd"),
+        "amount_text": str(row["amount_text"])[:500] if row.get("amount_text") else None,
+        "category": normalise_category(row.get("category")),
+        "description": str(row.get("description") or "")[:5000] or None,
+        "attacker_address": normalise_address(row.get("attacker_address")),
+    }
+    reports = []
+    for entry in _source_entries(row):
+        source = str(entry.get("source") or IMPORT_SOURCE).strip().lower()[:64]
+        url = entry.get("url") or None
+        ref = url or (identity if source == IMPORT_SOURCE else f"import:{identity}")
+        reported = _when(entry["reported_at"], "sources.reported_at") if entry.get("reported_at") else None
+        if len(ref) > 500:
+            ref = "sha256:" + hashlib.sha256(ref.encode()).hexdigest()
+        reports.append(
+            Report(source=source, source_ref=ref, url=url, reported_at=reported, raw={"import": True}, **facts)
+        )
+    return reports
+
+
+def iter_reports(path: Path, problems: ImportProblems) -> Iterator[Report]:
+    for number, row in read_rows(path):
+        if row is None:
+            problems.add(number, "not a JSON object")
+            continue
+        try:
+            yield from row_to_reports(row)
+        except RowError as exc:
+            problems.add(number, str(exc))

@@ -1,0 +1,27 @@
+"""The bundled default dataset (DeFiHackLabs, Apache-2.0), stored on first start."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kamiyo.exploits.models import Report as ReportRow
+from kamiyo.ingest.health import record_run
+from kamiyo.ingest.store import StoreResult, store_reports
+from kamiyo.sources import defihacklabs
+
+log = logging.getLogger(__name__)
+
+
+async def seed_default_dataset(session: AsyncSession) -> StoreResult | None:
+    """Store the bundled incidents unless this database already has them; silent (no alerts)."""
+    present = await session.execute(select(ReportRow.id).where(ReportRow.source == defihacklabs.NAME).limit(1))
+    if present.first() is not None:
+        return None
+    reports = defihacklabs.load_bundled()
+    result = await store_reports(session, reports)
+    await record_run(session, defihacklabs.NAME, ok=True, items=len(reports))
+    log.info("bundled dataset stored", extra={"reports": len(reports), "exploits": len(result.created)})
+    return result

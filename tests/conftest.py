@@ -1,0 +1,138 @@
+"""Shared fixtures: migrated and seeded databases on real SQLite and PostgreSQL, and an API client.
+
+A seeded template is built once per backend per run; each test gets its own copy (file copy for
+SQLite, `CREATE DATABASE … TEMPLATE` for PostgreSQL), so tests may write freely.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from kamiyo import migrations
+from kamiyo.config import Settings
+from kamiyo.db import Database
+from tests.support.services import postgres_missing_reason, postgres_server, psql
+
+_counter = itertools.count()
+
+
+def _seed(url: str) -> None:
+    from kamiyo.ingest.seed import seed_default_dataset
+
+    async def run() -> None:
+        db = Database(url)
+        async with db.session() as session:
+            await seed_default_dataset(session)
+        await db.dispose()
+
+    asyncio.run(run())
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "kamiyo.db"
+    url = f"sqlite:///{path}"
+    migrations.upgrade(url)
+    _seed(url)
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[str]:
+    reason = postgres_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_admin: str) -> str:
+    psql(postgres_admin, "CREATE DATABASE kamiyo_template")
+    url = f"{postgres_admin}/kamiyo_template"
+    migrations.upgrade(url)
+    _seed(url)
+    return "kamiyo_template"
+
+
+def _fresh_sqlite(template: Path, tmp_path: Path, seeded: bool) -> str:
+    path = tmp_path / "kamiyo.db"
+    if seeded:
+        shutil.copyfile(template, path)
+        url = f"sqlite:///{path}"
+    else:
+        url = f"sqlite:///{path}"
+        migrations.upgrade(url)
+    return url
+
+
+def _fresh_postgres(admin: str, template: str | None) -> str:
+    name = f"kamiyo_t{next(_counter)}"
+    psql(admin, f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
+    url = f"{admin}/{name}"
+    if template is None:
+        migrations.upgrade(url)
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated database seeded with the bundled dataset, on each backend."""
+    if backend == "sqlite":
+        return _fresh_sqlite(request.getfixturevalue("sqlite_template"), tmp_path, seeded=True)
+    template = request.getfixturevalue("postgres_template")
+    return _fresh_postgres(request.getfixturevalue("postgres_admin"), template)
+
+
+@pytest.fixture
+def empty_db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database on each backend."""
+    if backend == "sqlite":
+        return _fresh_sqlite(Path(), tmp_path, seeded=False)
+    return _fresh_postgres(request.getfixturevalue("postgres_admin"), None)
+
+
+def make_settings(url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "KAMIYO_DATABASE_URL": url,
+        "KAMIYO_RESPONSE_CACHE_SECONDS": 0,
+        "KAMIYO_OFFLINE": True,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+@pytest.fixture
+async def database(db_url: str) -> AsyncIterator[Database]:
+    db = Database(db_url)
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture
+async def client(db_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async for c in make_client(make_settings(db_url)):
+        yield c
+
+
+async def make_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    from kamiyo.app import create_app
+
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            yield c
