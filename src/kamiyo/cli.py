@@ -32,7 +32,7 @@ def db_upgrade() -> None:
 
     settings = get_settings()
     migrations.upgrade(settings.database_url)
-    console.print(f"database at {migrations.current_head()}")
+    console.print(f"database at {', '.join(migrations.current_heads())}")
 
 
 async def _seed() -> int:

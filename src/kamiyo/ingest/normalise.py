@@ -161,7 +161,7 @@ _EXTRA_EXPLORER_HOSTS = {
 # Hosts that name the chain in the path: app.blocksec.com/explorer/tx/bsc/0x..., ethtx.info/mainnet/0x...
 _PATH_CHAIN_HOSTS = frozenset(
     {
-        "app.blocksec.com", "phalcon.blocksec.com", "explorer.phalcon.xyz", "phalcon.xyz",
+        "app.blocksec.com", "phalcon.blocksec.com", "tools.blocksec.com", "explorer.phalcon.xyz", "phalcon.xyz",
         "skylens.certik.com", "ethtx.info", "oklink.com", "mintscan.io", "dashboard.tenderly.co",
         "openchain.xyz", "tx.eth.samczsun.com",
     }
@@ -242,7 +242,7 @@ def normalise_chain(text: str | int | None) -> str | None:
 # Control" -> access_control. Matching is on lower-cased text with -_/ turned into spaces.
 _RULES: tuple[tuple[str, str], ...] = (
     ("private_key", r"private ?key|keys? (?:were )?(?:compromis|leak|stol)|compromised keys?|lost keys"),
-    ("private_key", r"wintermute|profanity|vanity address"),
+    ("private_key", r"profanity|vanity address|seed phrase|mnemonic"),
     ("rug_pull", r"\brug|insider|exit scam|backdoor|honeypot"),
     ("phishing", r"phish|social engineer|address poison"),
     ("frontend", r"front ?end|\bdns\b|supply chain|\bnpm\b"),
@@ -250,11 +250,12 @@ _RULES: tuple[tuple[str, str], ...] = (
     ("governance", r"governance|governor|proposal|\bdao\b|voting|\bvotes?\b"),
     ("reentrancy", r"re ?entr|read only"),
     ("rounding", r"\bround|precis+ion|truncat|decimals"),
-    ("price_oracle", r"oracle|pric(?:e|ing)|twap|sandwich|slippage|spot|metapool|(?<!parameter )manipulat"),
-    ("access_control", r"access ?contro|permission|unprotected|unauthori[sz]|privilege|owner|visibility"),
+    ("price_oracle", r"oracle|\bpric(?:e|ing)\b|twap|sandwich|slippage|spot|metapool|(?<!parameter )manipulat"),
+    ("access_control", r"access ?contro|permission(?!less)|unprotected|unauthori[sz]|privilege|owner|visibility"),
     ("access_control", r"public (?:internal )?function|initiali[sz]|init ?wallet|killed|selfdestruct"),
     ("access_control", r"signature|ecrecover|permit|replay|spoof|forwarder|\bauth|session key|paymaster"),
-    ("access_control", r"allowance|approval|transferfrom|caller|callback|msg\.?sender|protection"),
+    ("access_control", r"allowance (?:check|bypass|sweep)|approval|transferfrom|caller|callback"),
+    ("access_control", r"msg\.?sender|protection"),
     ("access_control", r"arbitrary mint|free mint|unlimi?t?ed mint"),
     ("arbitrary_call", r"arbitr?ary|external call|calldata|function ?call|delegatecall|call injection"),
     ("rounding", r"overflow|underflow|unsafe ?(?:math|cast)|unsafecast|integer|mathematical|arithmetic"),

@@ -209,6 +209,7 @@ async def _store_batch(
         if changes and notify_since is not None and await _was_announced(session, exploit_id):
             session.add(ExploitEvent(exploit_id=exploit_id, type="exploit.updated", changes=changes, created_at=now))
             result.events += 1
+    await session.flush()
     return result
 
 

@@ -15,7 +15,12 @@ config = context.config
 target_metadata = Base.metadata
 
 
+MIGRATION_LOCK = 7_240_001  # PostgreSQL advisory lock: several processes may start at once
+
+
 def _run(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK})")
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

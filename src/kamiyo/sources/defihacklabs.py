@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime
 from importlib import resources
 from typing import Any
@@ -25,6 +25,7 @@ from kamiyo.ingest.normalise import (
     normalise_chain,
     normalise_tx_hash,
     parse_usd,
+    protocol_key,
 )
 from kamiyo.sources.base import Report
 
@@ -310,7 +311,7 @@ def _tx_candidates(values: Iterable[str]) -> Iterator[str]:
 
 
 def _tx_hashes(infos: list[KeyInfo], references: tuple[str, ...], chain: str | None) -> tuple[str, ...]:
-    """Valid attack txs: header hashes and URLs; else other comments; else the README's tx links."""
+    """Valid attack txs: header hashes and URLs; else other comments; else tx links in references."""
     tiers = (
         [v for info in infos for v in (*info.attack_tx, *info.attack_tx_urls)],
         [v for info in infos for v in info.tx_hashes_in_other_comments],
@@ -343,6 +344,14 @@ def _amount_usd(lost: str | None, infos: list[KeyInfo]) -> float | None:
     return None
 
 
+def _category(entry: ReadmeEntry) -> str:
+    """The attack type decides; a generic one ("Business Logic Flaw") of a bridge is "bridge"."""
+    category = normalise_category(entry.attack_type)
+    if category in ("logic_error", "other") and re.search(r"bridge", entry.name, re.I):
+        return "bridge"
+    return category
+
+
 def _description(entry: ReadmeEntry, lost: str | None) -> str:
     parts = [entry.attack_type or "Exploit"]
     if lost:
@@ -369,13 +378,39 @@ def _keyinfo_dict(info: KeyInfo) -> dict[str, Any]:
     return {name: list(value) if isinstance(value, tuple) else value for name, value in values}
 
 
-def build_report(entry: ReadmeEntry, keyinfo: Mapping[str, KeyInfo]) -> Report:
-    """One incident's Report from its README entry and the key info of its PoC file(s)."""
-    infos = [keyinfo[path] for path in entry.poc_paths if path in keyinfo]
+class _PocIndex:
+    """Key info for a README's PoC path: exact path, else a unique file stem in the same month.
+
+    The loose match repairs README typos ("src/test/2025-08/EverValueCoin" for
+    EverValueCoin_exp.sol) and moved files (IUNMI_db27_exp.sol lives outside a month folder).
+    """
+
+    def __init__(self, keyinfo: Mapping[str, KeyInfo]) -> None:
+        self.keyinfo = keyinfo
+        stems: dict[str, list[str]] = {}
+        for path in keyinfo:
+            stems.setdefault(_poc_stem(path)[0], []).append(path)
+        self.by_stem = {stem: paths[0] for stem, paths in stems.items() if len(paths) == 1}
+
+    def resolve(self, path: str) -> tuple[str, KeyInfo | None] | None:
+        if path in self.keyinfo:
+            return path, self.keyinfo[path]
+        stem, month = _poc_stem(path)
+        found = self.by_stem.get(stem)
+        if found and len({month, _poc_stem(found)[1]} - {None}) <= 1:
+            return found, self.keyinfo[found]
+        return (path, None) if path.endswith(".sol") else None
+
+
+def _build_report(entry: ReadmeEntry, index: _PocIndex) -> Report:
+    resolved = [r for r in map(index.resolve, entry.poc_paths) if r is not None]
+    infos = [info for _, info in resolved if info is not None]
+    poc = resolved[0][0] if resolved else None
     lost = entry.lost or next((i.total_lost for i in infos if i.total_lost), None)
-    chain = _chain(infos, entry.references)
-    tx_hashes = _tx_hashes(infos, entry.references, chain)
-    poc = entry.poc_path
+    analysis = (url for info in infos for text in info.analysis_links for url in _urls(text))
+    references = _dedupe((*entry.references, *analysis))
+    chain = _chain(infos, references)
+    tx_hashes = _tx_hashes(infos, references, chain)
     return Report(
         source=NAME,
         source_ref=poc or f"readme:{entry.date.isoformat()}:{entry.name}",
@@ -387,22 +422,50 @@ def build_report(entry: ReadmeEntry, keyinfo: Mapping[str, KeyInfo]) -> Report:
         amount_usd=_amount_usd(entry.lost, infos),
         amount_text=lost,
         recovered_usd=parse_usd(entry.rescued),
-        category=normalise_category(entry.attack_type),
+        category=_category(entry),
         description=_description(entry, lost),
         attacker_address=_attacker(infos),
         url=f"{BLOB_URL}{poc}" if poc else entry.anchor_url,
-        references=_dedupe((*entry.references, *(link for i in infos for link in i.analysis_links))),
+        references=references,
         raw=_raw(entry, infos),
     )
 
 
+def _merge(first: Report, other: Report) -> Report:
+    """Fold a second entry for the same incident (same day and protocol) into the first."""
+    tx_hashes = _dedupe((*first.tx_hashes, *other.tx_hashes))
+    return replace(
+        first,
+        chain=first.chain or other.chain,
+        tx_hash=tx_hashes[0] if tx_hashes else None,
+        tx_hashes=tx_hashes,
+        amount_usd=first.amount_usd if first.amount_usd is not None else other.amount_usd,
+        attacker_address=first.attacker_address or other.attacker_address,
+        references=_dedupe((*first.references, *other.references)),
+        raw={**first.raw, "merged": [*first.raw.get("merged", []), other.raw]},
+    )
+
+
 def build_reports(readmes: Iterable[str], keyinfo: Mapping[str, KeyInfo]) -> list[Report]:
-    """Reports for every incident of the given README texts, first occurrence of a PoC wins."""
+    """One report per incident of the given README texts, joined with key info by PoC path.
+
+    A PoC listed again (in another README) is skipped; a second entry with the same day and
+    protocol (two PoCs of one incident) is merged into the first.
+    """
+    index = _PocIndex(keyinfo)
     reports: dict[str, Report] = {}
+    incidents: dict[tuple[date, str], str] = {}
     for text in readmes:
         for entry in parse_readme(text):
-            report = build_report(entry, keyinfo)
-            reports.setdefault(report.source_ref, report)
+            report = _build_report(entry, index)
+            key = (entry.date, protocol_key(entry.name))
+            if report.source_ref in reports:
+                continue
+            if key in incidents:
+                reports[incidents[key]] = _merge(reports[incidents[key]], report)
+                continue
+            incidents[key] = report.source_ref
+            reports[report.source_ref] = report
     return list(reports.values())
 
 
