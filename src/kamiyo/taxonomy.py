@@ -34,7 +34,7 @@ CHAINS: dict[str, Chain] = {
         Chain("optimism", "Optimism", "https://optimistic.etherscan.io", "evm", ("op", "opmainnet")),
         Chain("polygon", "Polygon", "https://polygonscan.com", "evm", ("matic", "polygonpos")),
         Chain("avalanche", "Avalanche", "https://snowtrace.io", "evm", ("avax", "avalanchec", "avaxc")),
-        Chain("fantom", "Fantom", "https://ftmscan.com", "evm", ("ftm", "sonic")),
+        Chain("fantom", "Fantom", "https://ftmscan.com", "evm", ("ftm",)),
         Chain("base", "Base", "https://basescan.org", "evm", ()),
         Chain("gnosis", "Gnosis", "https://gnosisscan.io", "evm", ("xdai", "gnosischain")),
         Chain("cronos", "Cronos", "https://cronoscan.com", "evm", ("cro",)),
