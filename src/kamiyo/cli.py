@@ -36,6 +36,8 @@ def db_upgrade() -> None:
 
 
 async def _seed() -> int:
+    from sqlalchemy.exc import IntegrityError
+
     from kamiyo.db import Database
     from kamiyo.ingest.seed import seed_default_dataset
 
@@ -43,6 +45,8 @@ async def _seed() -> int:
     try:
         async with db.session() as session:
             result = await seed_default_dataset(session)
+    except IntegrityError:  # another process seeded the same database at the same moment
+        return 0
     finally:
         await db.dispose()
     return len(result.created) if result else 0
