@@ -9,13 +9,25 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from kamiyo import __version__
+from kamiyo.accounts.router import router as accounts_router
+from kamiyo.accounts.setup import install_access, start_access, stop_access
+from kamiyo.alerts.router import router as alerts_router
+from kamiyo.billing.router import router as billing_router
 from kamiyo.config import Settings, get_settings
 from kamiyo.db import Database
+from kamiyo.delivery.runtime import start_delivery, stop_delivery
 from kamiyo.errors import install_error_handlers
 from kamiyo.exploits.cache import response_cache
 from kamiyo.exploits.router import router as exploits_router
 from kamiyo.health import router as health_router
 from kamiyo.ingest.router import router as sources_router
+from kamiyo.ingest.runtime import start_ingest, stop_ingest
+from kamiyo.logging_setup import ensure_logging
+from kamiyo.ops.middleware import install_observability
+from kamiyo.stream.router import router as stream_router
+from kamiyo.tiers import tiers_markdown
+from kamiyo.web.setup import install_web
+from kamiyo.webhooks.router import router as webhooks_router
 
 DESCRIPTION = """
 Kamiyo collects crypto and DeFi exploit incidents from public sources, merges the reports of one
@@ -37,27 +49,36 @@ def public_router() -> APIRouter:
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
+    ensure_logging(settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owns_db = database is None
         app.state.db = database or Database(settings.database_url)
         app.state.workers = {"ingest": "off", "delivery": "off"}
+        await start_access(app, settings)
+        await start_delivery(app, settings)
+        await start_ingest(app, settings)
         try:
             yield
         finally:
+            await stop_ingest(app)
+            await stop_delivery(app)
+            await stop_access(app)
             if owns_db:
                 await app.state.db.dispose()
 
     app = FastAPI(
         title="Kamiyo",
         version=__version__,
-        description=DESCRIPTION,
+        description=DESCRIPTION + "\n## Tiers\n\n" + tiers_markdown(),
         lifespan=lifespan,
     )
     app.state.settings = settings
-    response_cache.ttl = settings.response_cache_seconds
+    response_cache.interval = settings.response_cache_seconds
     install_error_handlers(app)
+    install_access(app)  # API keys and rate limits, inside observability and CORS
+    install_observability(app)  # outermost: request ids, metrics, access log, GET /metrics
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,
@@ -68,4 +89,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         )
     app.include_router(public_router())
     app.include_router(public_router(), prefix="/api/v1", include_in_schema=False)
+    app.include_router(accounts_router, prefix="/api/v1")
+    app.include_router(billing_router, prefix="/api/v1")
+    app.include_router(webhooks_router)
+    app.include_router(alerts_router)
+    app.include_router(stream_router)
+    install_web(app)
     return app

@@ -6,6 +6,7 @@ Create Date: 2026-11-26
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -18,6 +19,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+PUBLIC_ONLY: dict[str, Any] = {"sqlite_where": sa.text("is_test = 0"), "postgresql_where": sa.text("is_test = false")}
 
 SQLITE_FTS = [
     "CREATE VIRTUAL TABLE exploits_fts USING fts5(protocol, description, content='exploits', "
@@ -69,11 +71,13 @@ def upgrade() -> None:
         sa.Column("first_seen_at", UTCDateTime, nullable=False),
         sa.Column("updated_at", UTCDateTime, nullable=False),
     )
-    op.create_index("ix_exploits_timestamp", "exploits", ["timestamp", "id"])
-    op.create_index("ix_exploits_chain_timestamp", "exploits", ["chain", "timestamp", "id"])
-    op.create_index("ix_exploits_category_timestamp", "exploits", ["category", "timestamp", "id"])
-    op.create_index("ix_exploits_protocol_key_timestamp", "exploits", ["protocol_key", "timestamp", "id"])
-    op.create_index("ix_exploits_amount_sort", "exploits", ["amount_sort", "id"])
+    op.create_index("ix_exploits_timestamp", "exploits", ["timestamp", "id"], **PUBLIC_ONLY)
+    op.create_index("ix_exploits_chain_timestamp", "exploits", ["chain", "timestamp", "id"], **PUBLIC_ONLY)
+    op.create_index("ix_exploits_category_timestamp", "exploits", ["category", "timestamp", "id"], **PUBLIC_ONLY)
+    op.create_index(
+        "ix_exploits_protocol_key_timestamp", "exploits", ["protocol_key", "timestamp", "id"], **PUBLIC_ONLY
+    )
+    op.create_index("ix_exploits_amount_sort", "exploits", ["amount_sort", "id"], **PUBLIC_ONLY)
     op.create_index("ix_exploits_tx_hash", "exploits", ["tx_hash"])
     op.create_index("ix_exploits_updated_at", "exploits", ["updated_at"])
 
@@ -143,6 +147,13 @@ def upgrade() -> None:
         sa.Column("recovered_usd", sa.Float, nullable=False),
     )
 
+    meta = op.create_table(
+        "kamiyo_meta",
+        sa.Column("key", sa.String(64), primary_key=True),
+        sa.Column("value", sa.BigInteger, nullable=False),
+    )
+    op.bulk_insert(meta, [{"key": "data_version", "value": 0}])
+
     op.create_table(
         "sources",
         sa.Column("name", sa.String(64), primary_key=True),
@@ -181,6 +192,7 @@ def downgrade() -> None:
         op.execute("DROP TABLE IF EXISTS exploits_fts")
     for table in (
         "sources",
+        "kamiyo_meta",
         "exploit_daily_category",
         "exploit_daily_chain",
         "exploit_events",
