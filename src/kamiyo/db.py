@@ -102,6 +102,19 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     return engine
 
 
+async def analyze(engine: AsyncEngine, *, only_if_missing: bool = False) -> None:
+    """Refresh planner statistics (after bulk loads; SQLite's planner chooses indexes by them)."""
+    async with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            if only_if_missing:
+                found = await conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'")
+                if found.first() is not None:
+                    return
+            await conn.exec_driver_sql("ANALYZE")
+        elif not only_if_missing:
+            await conn.exec_driver_sql("ANALYZE exploits, reports")
+
+
 class Database:
     """The process's engine and session factory."""
 
