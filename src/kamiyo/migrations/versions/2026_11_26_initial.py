@@ -77,7 +77,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_exploits_protocol_key_timestamp", "exploits", ["protocol_key", "timestamp", "id"], **PUBLIC_ONLY
     )
-    op.create_index("ix_exploits_amount_sort", "exploits", ["amount_sort", "id"], **PUBLIC_ONLY)
+    op.create_index("ix_exploits_amount_sort", "exploits", ["amount_sort", "id", "timestamp"], **PUBLIC_ONLY)
     op.create_index("ix_exploits_chain_amount", "exploits", ["chain", "amount_sort", "id"], **PUBLIC_ONLY)
     op.create_index("ix_exploits_category_amount", "exploits", ["category", "amount_sort", "id"], **PUBLIC_ONLY)
     op.create_index("ix_exploits_tx_hash", "exploits", ["tx_hash"])
