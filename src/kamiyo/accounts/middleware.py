@@ -1,0 +1,170 @@
+"""Pure-ASGI access middleware: API-key authentication and rate limits in front of every API route.
+
+Per request it classifies the path (no allocation for exempt paths), then:
+- a presented API key is resolved (one indexed query, no cache, so revocation and tier changes apply at
+  once); an invalid key answers 401 even on public paths; a valid one counts against the user's daily
+  tier quota;
+- no key: the public data paths and `/api/v1/*` count against the per-IP anonymous limit;
+- answers carry `X-RateLimit-Limit/Remaining/Reset`; over the limit, 429 with `Retry-After`.
+Health, metrics, docs, OpenAPI, static files and the Stripe webhook are never counted. Dashboard
+pages pass through (they authenticate with the session cookie in their own dependencies).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from limits import RateLimitItem
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kamiyo.accounts import service
+from kamiyo.accounts.csrf import CSRF_COOKIE
+from kamiyo.accounts.deps import Principal, api_key_from_headers
+from kamiyo.accounts.ratelimit import Limiter, Window
+from kamiyo.errors import error_body
+from kamiyo.kit.jsonresp import FastJSONResponse
+from kamiyo.tiers import get_tier
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+EXEMPT_PATHS = frozenset(
+    {
+        "/health",
+        "/ping",
+        "/metrics",
+        "/docs",
+        "/redoc",
+        "/openapi.json",
+        "/favicon.ico",
+        "/robots.txt",
+        f"{API_PREFIX}/health",
+        f"{API_PREFIX}/ping",
+        f"{API_PREFIX}/metrics",
+        f"{API_PREFIX}/payments/stripe-webhook",
+    }
+)
+EXEMPT_PREFIXES = ("/static/", "/docs/")
+# First segments of the public data paths served at the root (app.public_router); under /api/v1 all count.
+PUBLIC_ROOTS = frozenset({"exploits", "stats", "chains", "sources", "feed.xml"})
+EXEMPT, LIMITED, PAGE = 0, 1, 2
+_RATE_HEADER = b"x-ratelimit-limit"
+
+
+class AccessMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    @staticmethod
+    def _classify(path: str) -> int:
+        if path in EXEMPT_PATHS or path.startswith(EXEMPT_PREFIXES):
+            return EXEMPT
+        if path.startswith(API_PREFIX + "/") or path[1:].partition("/")[0] in PUBLIC_ROOTS:
+            return LIMITED
+        return PAGE
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] == "OPTIONS":
+            await self.app(scope, receive, send)
+            return
+        app = scope["app"]
+        kind = self._classify(scope["path"])
+        if kind == EXEMPT:
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        window: Window | None = None
+        if kind == LIMITED:
+            outcome = await self._admit(app, scope, state)
+            if isinstance(outcome, Response):
+                await outcome(scope, receive, send)
+                return
+            window = outcome
+        await self.app(scope, receive, _decorating_send(send, state, window, scope))
+
+    async def _admit(self, app: Any, scope: Scope, state: dict[str, Any]) -> Window | Response | None:
+        """Authenticate a presented key and count the request: the window, or the error answer to send."""
+        settings = app.state.settings
+        limiter: Limiter = app.state.limiter
+        raw_key = api_key_from_headers(scope["headers"])
+        if raw_key is not None:
+            try:
+                principal = await _resolve(app, raw_key)
+            except (SQLAlchemyError, OSError) as exc:
+                log.warning("API key check: database unavailable: %s", type(exc).__name__)
+                return _error(503, "database_unavailable", "the database is unavailable")
+            if principal is None:
+                return _error(
+                    401,
+                    "unauthorized",
+                    "invalid or revoked API key",
+                    {"WWW-Authenticate": 'Bearer realm="kamiyo", error="invalid_token"'},
+                )
+            state["principal"] = principal
+            if not settings.rate_limits_enabled:
+                return None
+            tier = get_tier(principal.tier)
+            window = await limiter.hit_daily("user", str(principal.user_id), tier.requests_per_day)
+            message = f"daily quota of the {tier.name} tier ({tier.requests_per_day:,} requests) used up"
+        else:
+            if not settings.rate_limits_enabled:
+                return None
+            client = scope.get("client")
+            rate: RateLimitItem = app.state.anon_rate
+            window = await limiter.hit("anon", client[0] if client else "unknown", rate)
+            message = "anonymous rate limit reached; an API key raises the limit"
+        if not window.allowed:
+            details = {"limit": window.limit, "reset": window.reset}
+            return _error(
+                429, "rate_limited", f"{message}; retry in {window.retry_after()}s", window.headers(), details
+            )
+        return window
+
+
+async def _resolve(app: Any, raw_key: str) -> Principal | None:
+    async with app.state.db.session() as session:
+        found = await service.resolve_key(session, raw_key)
+    if found is None:
+        return None
+    key, user = found
+    return Principal(user.id, user.email, user.tier, "key", key.id)
+
+
+def _error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, details: Any = None
+) -> Response:
+    return FastJSONResponse(error_body(code, message, details), status, headers=headers)
+
+
+def _csrf_cookie_header(scope: Scope, value: str) -> tuple[bytes, bytes]:
+    response = Response()
+    response.set_cookie(
+        CSRF_COOKIE,
+        value,
+        max_age=86_400 * 30,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=scope.get("scheme") == "https",
+    )
+    return response.raw_headers[-1]
+
+
+def _decorating_send(send: Send, state: dict[str, Any], window: Window | None, scope: Scope) -> Send:
+    """Adds the rate-limit headers (unless a route set its own) and a pending CSRF pre-session cookie."""
+
+    async def decorated(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", []))
+            if window is not None and not any(name.lower() == _RATE_HEADER for name, _ in headers):
+                headers += [(k.lower().encode(), v.encode()) for k, v in window.headers().items()]
+            pending = state.get("kamiyo_csrf_new")
+            if pending:
+                headers.append(_csrf_cookie_header(scope, pending))
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return decorated

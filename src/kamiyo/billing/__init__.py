@@ -1,0 +1,1 @@
+"""Stripe billing: checkout, customer portal, incoming webhooks and subscription → tier sync."""
