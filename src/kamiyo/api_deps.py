@@ -28,5 +28,7 @@ def get_app_settings(request: Request) -> Settings:
     return settings
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": commit (or roll back) before the response is sent, so a client never sees a success whose
+# commit then failed, and a database error at commit still gets its 503 answer. Streaming answers open their own.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
