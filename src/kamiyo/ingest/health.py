@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kamiyo.ingest.models import SourceState
+from kamiyo.exploits.models import Report
+from kamiyo.ingest.models import SourceHttpCache, SourceRun, SourceState
 from kamiyo.kit.timeutil import iso, utcnow
 from kamiyo.sources import REGISTRY
 
@@ -21,23 +24,30 @@ async def source_states(session: AsyncSession) -> dict[str, SourceState]:
     return {s.name: s for s in (await session.execute(select(SourceState))).scalars()}
 
 
+def key_missing(name: str) -> str | None:
+    """ "needs X" when the source declares a key and the environment variable X is not set."""
+    needs = REGISTRY[name].needs_key
+    return f"needs {needs}" if needs and not os.environ.get(needs) else None
+
+
 async def list_sources(session: AsyncSession) -> list[dict[str, Any]]:
     states = await source_states(session)
     result = []
     for name, info in REGISTRY.items():
         state = states.get(name)
+        missing = key_missing(name)
         result.append(
             {
                 "name": name,
                 "title": info.title,
                 "url": info.url,
                 "kind": info.kind,
-                "enabled": state.enabled if state else True,
+                "enabled": (state.enabled if state else True) and missing is None,
                 "healthy": is_healthy(state),
                 "last_success_at": iso(state.last_success_at) if state else None,
                 "last_error": state.last_error if state else None,
                 "items": state.items if state else 0,
-                "disabled_reason": state.disabled_reason if state else None,
+                "disabled_reason": missing or (state.disabled_reason if state else None),
                 "last_run_at": iso(state.last_run_at) if state else None,
                 "consecutive_failures": state.consecutive_failures if state else 0,
                 "latency_ms": state.latency_ms if state else None,
@@ -46,21 +56,10 @@ async def list_sources(session: AsyncSession) -> list[dict[str, Any]]:
     return result
 
 
-async def record_run(
-    session: AsyncSession,
-    name: str,
-    *,
-    ok: bool,
-    items: int = 0,
-    error: str | None = None,
-    latency_ms: float | None = None,
-    at: datetime | None = None,
-) -> SourceState:
-    """Book one fetch of a source: success resets the failure streak, failure extends it."""
-    at = at or utcnow()
-    info = REGISTRY[name]
+async def _state(session: AsyncSession, name: str) -> SourceState:
     state = await session.get(SourceState, name)
     if state is None:
+        info = REGISTRY[name]
         state = SourceState(
             name=name,
             title=info.title,
@@ -73,6 +72,30 @@ async def record_run(
             items=0,
         )
         session.add(state)
+        await session.flush()  # so that a second call in this session finds it (autoflush is off)
+    return state
+
+
+async def record_run(
+    session: AsyncSession,
+    name: str,
+    *,
+    ok: bool,
+    items: int | None = 0,
+    error: str | None = None,
+    latency_ms: float | None = None,
+    at: datetime | None = None,
+    new: int = 0,
+    updated: int = 0,
+) -> SourceState:
+    """Book one fetch of a source: success resets the failure streak, failure extends it.
+
+    Also appends the run to `source_runs` (uptime in the rankings). `items=None` keeps the last
+    count (a 304 Not Modified run).
+    """
+    at = at or utcnow()
+    state = await _state(session, name)
+    state.enabled, state.disabled_reason = True, None
     state.last_run_at = at
     state.runs += 1
     state.latency_ms = latency_ms
@@ -80,9 +103,57 @@ async def record_run(
         state.last_success_at = at
         state.consecutive_failures = 0
         state.last_error = None
-        state.items = items
+        if items is not None:
+            state.items = items
     else:
         state.failures += 1
         state.consecutive_failures += 1
         state.last_error = (error or "unknown error")[:2000]
+    session.add(
+        SourceRun(source=name, started_at=at, ok=ok, items=items or 0, new=new, updated=updated,
+                  latency_ms=latency_ms, error=None if ok else state.last_error)
+    )  # fmt: skip
     return state
+
+
+async def mark_disabled(session: AsyncSession, name: str, reason: str) -> None:
+    """A source that cannot run (its key is missing): shown as disabled with the reason, not failing."""
+    state = await _state(session, name)
+    state.enabled, state.disabled_reason = False, reason[:500]
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a run needs from the database before fetching."""
+
+    last_run_at: datetime | None
+    validators: dict[str, dict[str, str]]
+    known_refs: frozenset[str]
+
+
+async def load_run_context(session: AsyncSession, name: str) -> RunContext:
+    state = await session.get(SourceState, name)
+    cached = await session.execute(select(SourceHttpCache).where(SourceHttpCache.source == name))
+    validators = {
+        row.url: {k: v for k, v in (("etag", row.etag), ("last_modified", row.last_modified)) if v}
+        for row in cached.scalars()
+    }
+    refs = await session.execute(select(Report.source_ref).where(Report.source == name))
+    return RunContext(state.last_run_at if state else None, validators, frozenset(refs.scalars()))
+
+
+async def save_validators(session: AsyncSession, name: str, seen: dict[str, dict[str, str]]) -> None:
+    """Remember the ETag / Last-Modified of every URL fetched in a successful run."""
+    if not seen:
+        return
+    await session.execute(
+        delete(SourceHttpCache).where(SourceHttpCache.source == name, SourceHttpCache.url.in_(list(seen)))
+    )
+    rows = [
+        {"source": name, "url": url[:1000], "etag": (v.get("etag") or "")[:500] or None,
+         "last_modified": (v.get("last_modified") or "")[:100] or None}
+        for url, v in seen.items()
+        if v
+    ]  # fmt: skip
+    if rows:
+        await session.execute(insert(cast(Table, SourceHttpCache.__table__)), rows)

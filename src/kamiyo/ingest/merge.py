@@ -19,6 +19,10 @@ from kamiyo.ingest.normalise import protocol_key
 from kamiyo.taxonomy import CHAINS
 
 MATERIAL_FACTS = ("amount_usd", "chain", "tx_hash")
+DERIVED_FIELDS = (
+    "tx_hash", "chain", "protocol", "protocol_key", "amount_usd", "amount_sort", "amount_text", "recovered_usd",
+    "timestamp", "category", "description", "attacker_address", "explorer_url", "is_test",
+)  # fmt: skip
 
 # Higher is more trusted for exact on-chain facts. Unknown sources get DEFAULT_TRUST.
 SOURCE_TRUST: dict[str, int] = {

@@ -8,22 +8,27 @@ Each returns None (or "other") rather than guessing when the input is not unders
 
 from __future__ import annotations
 
+import email.utils
 import math
 import re
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from kamiyo.ingest.protocols import amounts_compatible, protocol_match_key
 from kamiyo.taxonomy import CATEGORIES, CHAINS
 
 __all__ = [
+    "amounts_compatible",
     "as_utc",
     "chain_from_url",
     "normalise_address",
     "normalise_category",
     "normalise_chain",
     "normalise_tx_hash",
+    "parse_date_text",
     "parse_usd",
     "protocol_key",
+    "protocol_match_key",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -376,3 +381,46 @@ def as_utc(dt: datetime) -> datetime:
     if dt.tzinfo is None or dt.utcoffset() is None:
         return dt.replace(tzinfo=UTC)
     return dt.astimezone(UTC)
+
+
+# --------------------------------------------------------------------------------------------
+# Dates in the forms sources publish
+# --------------------------------------------------------------------------------------------
+
+_LONG_DATE_FORMATS = ("%A, %B %d, %Y", "%B %d, %Y", "%b %d, %Y", "%d %B %Y", "%d %b %Y", "%Y-%m-%d", "%Y/%m/%d")
+
+
+def parse_date_text(value: str | int | float | None) -> datetime | None:
+    """Aware UTC datetime from unix seconds, ISO-8601, RFC 2822 or "Friday, October 3, 2025"; None if not."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return _from_unix(float(value))
+    text = value.strip()
+    if not text:
+        return None
+    if re.fullmatch(r"\d{9,13}(?:\.\d+)?", text):
+        return _from_unix(float(text))
+    try:
+        return as_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    except ValueError:
+        pass
+    try:
+        return as_utc(email.utils.parsedate_to_datetime(text))
+    except (TypeError, ValueError):
+        pass
+    for fmt in _LONG_DATE_FORMATS:
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    return None
+
+
+def _from_unix(seconds: float) -> datetime | None:
+    if seconds > 1e11:  # milliseconds
+        seconds /= 1000
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None

@@ -1,10 +1,26 @@
-"""What a source produces: reports, one per incident as that source describes it."""
+"""What a source is and what it produces.
+
+A source is a declaration (`Source`: name, title, URLs, cadence, key) plus one parse function from
+a fetched `Document` to `Report`s. Everything about HTTP (timeouts, retries, conditional requests,
+User-Agent, paging) lives once in `kamiyo.sources.http`; scheduling, storing and health bookkeeping
+live in `kamiyo.ingest`. Sources know nothing of the database, the API or delivery.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import orjson
+
+if TYPE_CHECKING:
+    from kamiyo.sources.http import FetchContext
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -36,11 +52,78 @@ class Report:
 
 @dataclass(frozen=True, slots=True)
 class SourceInfo:
-    """What Kamiyo shows about a source; the fetch side (issue: aggregation) extends this."""
+    """What Kamiyo shows about a source (`/sources`, `/health`, `kamiyo sources`)."""
 
     name: str
     title: str
     url: str
     kind: str  # json | html | rss | markdown | graphql | dataset
     cadence_seconds: int = 3600
-    needs_key: str | None = None  # name of the setting that must be present, if any
+    needs_key: str | None = None  # name of the environment variable that must be set, if any
+
+
+class ParseError(ValueError):
+    """The response is not in the source's format (malformed JSON/HTML, wrong shape)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One fetched HTTP response body."""
+
+    url: str
+    status: int
+    content: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        try:
+            return orjson.loads(self.content)
+        except orjson.JSONDecodeError as exc:
+            raise ParseError(f"not JSON: {exc}") from exc
+
+
+Parse = Callable[[Document], Iterable[Report]]
+Fetch = Callable[["FetchContext"], Awaitable[list[Report]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Source(SourceInfo):
+    """A full source declaration: SourceInfo plus how to fetch and parse it.
+
+    Give `parse` for a one-document source (the shared code GETs `endpoint` conditionally and
+    calls `parse` on the body). Give `fetch` instead for sources needing several requests
+    (paging, index then details, primary and fallback URLs); it uses `ctx.get` for every request.
+    """
+
+    endpoint: str = ""
+    parse: Parse | None = None
+    fetch: Fetch | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.parse is None) == (self.fetch is None):
+            raise ValueError(f"source {self.name}: give exactly one of parse= or fetch=")
+        if not self.endpoint:
+            raise ValueError(f"source {self.name}: endpoint is required")
+
+
+def each(items: Iterable[T], build: Callable[[T], Report | None], source: str) -> Iterator[Report]:
+    """`build` per item; an item that does not fit (KeyError, TypeError, ValueError) is skipped and logged.
+
+    One odd row must not cost the whole feed; a feed whose every row is odd yields nothing.
+    """
+    skipped = 0
+    for item in items:
+        try:
+            report = build(item)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+            skipped += 1
+            continue
+        if report is not None:
+            yield report
+    if skipped:
+        log.warning("source items skipped", extra={"source": source, "skipped": skipped})

@@ -15,8 +15,10 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from importlib import resources
 from typing import Any
+from urllib.parse import urljoin
 
 from kamiyo.ingest.normalise import (
     chain_from_url,
@@ -27,7 +29,9 @@ from kamiyo.ingest.normalise import (
     parse_usd,
     protocol_key,
 )
-from kamiyo.sources.base import Report
+from kamiyo.kit.timeutil import utcnow
+from kamiyo.sources.base import ParseError, Report, Source
+from kamiyo.sources.http import FetchContext, FetchError
 
 NAME = "defihacklabs"
 TITLE = "DeFiHackLabs"
@@ -473,5 +477,57 @@ def load_bundled() -> list[Report]:
     """Reports from the DeFiHackLabs snapshot shipped in `kamiyo/data/defihacklabs/`."""
     folder = resources.files(DATA_PACKAGE).joinpath(*DATA_DIR.split("/"))
     texts = [folder.joinpath(name).read_text(encoding="utf-8") for name in README_FILES]
-    keyinfo = parse_keyinfo(json.loads(folder.joinpath(KEYINFO_FILE).read_text(encoding="utf-8")))
-    return build_reports(texts, keyinfo)
+    return build_reports(texts, bundled_keyinfo())
+
+
+# --------------------------------------------------------------------------------------------
+# Live source: the README files from GitHub, joined with the bundled key info
+# --------------------------------------------------------------------------------------------
+
+RAW_BASE = "https://raw.githubusercontent.com/SunWeb3Sec/DeFiHackLabs/main/"
+FIRST_PAST_YEAR = 2021
+_ANY_ENTRY = re.compile(r"^#{1,6}\s*\d{8}(?!\d)", re.M)
+
+
+@lru_cache(maxsize=1)
+def bundled_keyinfo() -> dict[str, KeyInfo]:
+    """PoC key info of the bundled snapshot: the live READMEs carry no tx hashes, chains or attackers,
+    so incidents already in the snapshot keep those facts; newer ones get what their links give."""
+    folder = resources.files(DATA_PACKAGE).joinpath(*DATA_DIR.split("/"))
+    return parse_keyinfo(json.loads(folder.joinpath(KEYINFO_FILE).read_text(encoding="utf-8")))
+
+
+def live_readme_paths(year: int) -> list[str]:
+    """README.md (current year) and past/YYYY/README.md for every earlier year, newest first."""
+    return ["README.md", *(f"past/{y}/README.md" for y in range(year - 1, FIRST_PAST_YEAR - 1, -1))]
+
+
+async def fetch(ctx: FetchContext) -> list[Report]:
+    """Each README conditionally (a 304 means its incidents are stored already); a past year not
+    published yet (404) is skipped. A README with a body but no incident is a format change: error."""
+    texts: list[str] = []
+    for path in live_readme_paths(utcnow().year):
+        try:
+            document = await ctx.get(urljoin(ctx.url, path))
+        except FetchError as exc:
+            if exc.status == 404 and path != "README.md":
+                continue
+            raise
+        if document is None:
+            continue
+        if not _ANY_ENTRY.search(document.text):
+            raise ParseError(f"{path}: no incidents found (format changed?)")
+        texts.append(document.text)
+    return build_reports(texts, bundled_keyinfo()) if texts else []
+
+
+SOURCE = Source(
+    name=NAME,
+    title=TITLE,
+    url=URL,
+    kind="markdown",
+    endpoint=RAW_BASE,
+    cadence_seconds=6 * 3600,
+    fetch=fetch,
+    description="Reproduced DeFi exploits (PoCs) with dates, losses and references; the bundled dataset.",
+)

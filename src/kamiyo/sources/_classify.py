@@ -1,0 +1,462 @@
+"""Which news items, posts and alerts report a hack, and the facts they state.
+
+News feeds, blogs, Telegram channels, X accounts and Reddit mix incident reports with market news,
+guides, quarterly loss statistics, court cases about old incidents and bounty announcements. Only
+items about one incident are kept, and precision beats recall: an item is kept only when it says a
+protocol was hacked/exploited/drained/rug-pulled, names that protocol, and is not a roundup, a guide,
+a price story, a legal outcome (unless the source is a court source) or a funds-returned update.
+
+From title + text the extractor reads: the protocol (the capitalised name next to the incident
+word), the first USD amount ("$12.3M", "$1.5 billion", "4.2M USDC"), the chain (explorer links
+first, then an unambiguous chain mention), transaction hashes (explorer links and bare 0x hashes)
+and an attacker address named as such.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from kamiyo.ingest.normalise import chain_from_url, normalise_chain, normalise_tx_hash, parse_date_text, parse_usd
+from kamiyo.sources.base import Report
+
+# Words that say an incident happened (matched on lower-cased text).
+INCIDENT = re.compile(
+    r"\b(?:hack(?:ed|s|ing)?|exploit(?:ed|s|ing)?|exploiter|drain(?:ed|s|ing)?|stolen|stole|steal(?:s|ing)?|heist|"
+    r"rug[\s-]?pull(?:ed|s)?|rugged|breach(?:ed)?|compromised|attacked|attacker|siphon(?:ed|s)?|looted|"
+    r"loses|lost \$|attacks? (?:on|against|involving|targeting)|flash[\s-]?loan attack|price manipulation attack|"
+    r"private keys? (?:leak|compromise))(?![a-z])"
+)
+_LEGAL = re.compile(
+    r"\b(?:sentenced|sentencing|pleads?|pleaded|guilty|convicted|extradited|indicted|indictment|charged|"
+    r"charges|arrested|arrest|lawsuit|sues|sued|settle(?:s|d|ment)?|trial|jury|prison|seiz(?:e|ed|es|ure))\b"
+)
+_NOT_AN_INCIDENT = re.compile(
+    r"\b(?:how to|guide|explained|what is|what are|tips|protect yourself|avoid(?:ing)?|lessons?|webinar|"
+    r"podcast|interview|opinion|op-ed|newsletter|recap|roundup|round-up|weekly|monthly|quarterly|"
+    r"annual|mid-year|year in review|top \d+|(?:biggest|largest) (?:crypto )?(?:hacks|exploits|heists)|statistics|"
+    r"data shows|report:|research|"
+    r"price (?:prediction|analysis|today|rally|surge|drops?|jumps?|falls?)|prediction|etf|"
+    r"bug bount(?:y|ies)|audit(?:s|ed)? (?:by|of)|launch(?:es|ed)? (?:a|an|its|new)|partners? with|integrat(?:es|ion)|"
+    r"returns?|returned|recover(?:s|ed|y)|refund(?:s|ed)?|compensat\w*|reimburs\w*|white ?hat|rumou?rs?|fears?|"
+    r"update:|launder\w*|swapped|moves? (?:stolen )?funds)(?!\w)"
+)
+_PERIOD = re.compile(
+    r"\b(?:in|during|so far in|for|of|this|last) (?:q[1-4]|h[12]|the first (?:half|quarter)|20\d\d|"
+    r"january|february|march|april|may|june|july|august|september|october|november|december|"
+    r"(?:this|last|the) (?:year|month|week|quarter)|(?:the )?past (?:\d+ )?(?:days?|weeks?|months?|years?))\b"
+)
+_PLURAL = re.compile(r"\b(?:hacks|exploits|losses|scams|thefts|incidents|attacks)\b")
+_CRYPTO = re.compile(r"\b(?:crypto\w*|bitcoin|ether(?:eum)?|defi|blockchain|token|stablecoin|usdt|usdc|nft)\b")
+
+_STOP = frozenset(
+    """a an the this that these those crypto cryptocurrency defi web3 dex cex hackers hacker
+    exploiter exploiters attacker attackers scammer scammers thief thieves north korean korea lazarus group alert
+    alerts breaking update updates report reports news just urgent warning security analysis hack hacks exploit
+    exploits attack drained drain stolen funds users user platform project team over nearly about almost more
+    than after amid as from in on of for to with by at and or but its it is was were has have had been be
+    bitcoin btc ethereum eth solana sol bnb bsc binance-smart-chain arbitrum optimism polygon avalanche tron sui
+    aptos base ton near fantom blast linea scroll mantle sonic zksync hyperliquid cardano cosmos multichain
+    us usa fbi doj sec cftc treasury ofac department justice man men woman two three former hacked exploited
+    i we you they he she our my your their new why how what who when where here there today yesterday
+    january february march april may june july august september october november december
+    monday tuesday wednesday thursday friday saturday sunday thousand million billion""".split()  # noqa: SIM905
+)
+_NAME_TOKEN = re.compile(r"^[#@]?(?:[A-Z0-9][\w.\-&]*|[a-z]+[A-Z][\w.\-]*|[a-z0-9]+\.[a-z]{2,}[\w.]*)$")
+_AFTER_WORDS = frozenset({"from", "of", "on", "at", "against", "targeting", "hits", "hit", "in", "involving"})
+_VERB_OBJECT = re.compile(r"^(?:exploiting|hacking|draining|attacking|exploited|hacked|drained)$", re.I)
+_COLON_LEAD = re.compile(r"(?:hack|exploit|attack|breach|heist|drain|rug|analysis|post-?mortem|incident)", re.I)
+_LABELLED = re.compile(r"(?im)^\W*(?:protocol|project|victim|target|platform)\s*:\s*[#@$]?([^\n,;|]{2,40})")
+_CHAIN_TOKENS = frozenset(
+    [
+        "ethereum",
+        "eth",
+        "bsc",
+        "bnb",
+        "arbitrum",
+        "optimism",
+        "polygon",
+        "avalanche",
+        "solana",
+        "sol",
+        "tron",
+        "sui",
+        "aptos",
+        "base",
+        "ton",
+        "near",
+        "fantom",
+        "blast",
+        "linea",
+        "scroll",
+        "mantle",
+        "sonic",
+        "zksync",
+        "starknet",
+        "hyperliquid",
+        "berachain",
+        "cardano",
+        "bitcoin",
+    ]
+)
+_BEFORE_KEYS = re.compile(
+    r"^(?:hack(?:ed|s)?|exploit(?:ed|s)?|exploiter|drain(?:ed|s)?|heist|breach(?:ed)?|compromised|attack(?:ed)?|"
+    r"attacker|hacker|rug(?:ged|-?pull(?:ed)?)?|suffer(?:s|ed)|loses|lost|halts|pauses|paused|confirms|"
+    r"investigates|incident|victim|falls?|hit|suspends)$",
+    re.I,
+)
+_AFTER_KEYS = re.compile(
+    r"^(?:hack|exploit|attack|breach|drain(?:s|ed)?|heist|steal(?:s)?|stole|siphon(?:s|ed)?|rug-?pull)$", re.I
+)
+_KIND_WORDS = frozenset(
+    [
+        "wallets",
+        "hot",
+        "vaults",
+        "treasury",
+        "multisig",
+        "contract",
+        "contracts",
+        "neobank",
+        "exchange",
+        "protocol",
+        "lender",
+        "dex",
+        "bridge",
+        "platform",
+        "wallet",
+        "vault",
+        "pool",
+        "pools",
+        "market",
+        "markets",
+        "app",
+        "dapp",
+        "project",
+        "token",
+        "stablecoin",
+        "network",
+        "l2",
+        "perps",
+        "perpetuals",
+        "lending",
+        "yield",
+        "aggregator",
+        "launchpad",
+        "casino",
+        "game",
+    ]
+)
+_SKIP_BETWEEN = frozenset({"has", "have", "been", "was", "were", "is", "gets", "got", "reportedly", "allegedly"})
+_DESCRIPTOR = re.compile(r"^(?:[a-z][\w\-]*|[A-Z][a-z]+-based|\$[\d.,]+\w*|~?\$?[\d.,]+[mbk]?|[\d.,]+%?)$")
+
+_USD = re.compile(
+    r"(?:US)?\$\s?~?\d[\d,]*(?:\.\d+)?(?:\s?(?:thousand|million|billion|mn|bn|[kmb])\b)?"
+    r"|\b\d[\d,]*(?:\.\d+)?\s?(?:thousand|million|billion|mn|bn|[kmb])?\s?(?:USD[CT]?|dollars)\b",
+    re.I,
+)
+# A bare 64-hex value is a tx hash only when the text calls it one (Sui/Aptos addresses look alike).
+_EVM_TX = re.compile(r"\b(?:tx|txn|txs|transaction|hash)\b[^0-9a-zA-Z]{0,20}(0x[0-9a-fA-F]{64})(?![0-9a-fA-F])", re.I)
+_ATTACKER = re.compile(
+    r"(?:attacker|exploiter|hacker|drainer|scammer|thief)(?:'s)?(?:\s+(?:address|wallet|eoa|contract))?"
+    r"[^0-9a-zA-Z]{0,12}(?:\([^)]{0,20}\))?[^0-9a-zA-Z]{0,6}(0x[0-9a-fA-F]{40})(?![0-9a-fA-F])",
+    re.I,
+)
+_URL = re.compile(r"https?://[^\s<>\"')\]]+")
+
+# Chains named in prose: case-insensitive unambiguous names, and capitalised-only ambiguous ones.
+_CHAIN_WORDS = re.compile(
+    r"\b(ethereum|bnb chain|bnb smart chain|binance smart chain|bsc|arbitrum|optimism|polygon|avalanche|solana|"
+    r"tron|fantom|zksync|starknet|berachain|hyperliquid|cardano|aptos|bitcoin)\b",
+    re.I,
+)
+_CHAIN_LABEL = re.compile(r"(?im)^\W*(?:chain|network|blockchain)\s*:\s*#?([A-Za-z][\w ]{1,24})")
+_CHAIN_CAPS = re.compile(r"\b(?:on|the) #?(Base|Sui|Sonic|Blast|Linea|Scroll|Mantle|Mode|TON|NEAR|Sei|Unichain)\b")
+
+_CATEGORY_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (slug, re.compile(rx))
+    for slug, rx in (
+        ("private_key", r"private keys?|compromised keys?|key compromise|seed phrase|signers? (?:were )?compromised"),
+        ("rug_pull", r"rug[\s-]?pull|rugged|exit scam|honeypot"),
+        ("phishing", r"phish|drainer|address poisoning|social engineering|fake (?:website|app|airdrop)"),
+        ("frontend", r"front[\s-]?end|dns hijack|supply[\s-]chain attack|malicious (?:npm|package)"),
+        ("exchange_hack", r"hot wallets?"),
+        ("governance", r"governance attack|malicious proposal"),
+        ("reentrancy", r"re-?entrancy"),
+        ("bridge", r"\bbridge\b|cross-chain"),
+        ("price_oracle", r"oracle|price manipulation"),
+        ("flash_loan", r"flash[\s-]?loan"),
+        ("access_control", r"access control|unprotected function|missing (?:access|permission) check"),
+        ("rounding", r"rounding|precision (?:loss|error)"),
+    )
+)
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What one item states about its incident."""
+
+    protocol: str
+    amount_usd: float | None = None
+    amount_text: str | None = None
+    chain: str | None = None
+    tx_hashes: tuple[str, ...] = ()
+    attacker: str | None = None
+    category: str = "other"
+    links: tuple[str, ...] = field(default_factory=tuple)
+
+
+def is_incident(title: str, text: str = "", *, legal_ok: bool = False) -> bool:
+    """True when the item reports one hack/exploit/drain/rug pull (not stats, guides, prices, updates)."""
+    head = " ".join(title.split()).lower()
+    if not head or not INCIDENT.search(head):
+        return False
+    if _NOT_AN_INCIDENT.search(head):
+        return False
+    if _PLURAL.search(head) and _PERIOD.search(head):
+        return False  # "DeFi hacks cost $1.2B in Q2"
+    if not legal_ok and _LEGAL.search(head):
+        return False  # a court step about an old incident would be mistaken for a new one
+    return not legal_ok or bool(_CRYPTO.search(f"{head} {text[:3000].lower()}"))
+
+
+def _tokens(title: str) -> list[str]:
+    cleaned = re.sub(r"[\u2018\u2019]", "'", title)
+    cleaned = re.sub(r"[\"“”()\[\]|!?;]|[^\w\s$#@.,'&:~%/-]", " ", cleaned)
+    return [t.strip(",.:'") for t in cleaned.split() if t.strip(",.:'")]
+
+
+def _is_name(token: str) -> bool:
+    bare = token.lstrip("#@").removesuffix("'s").removesuffix("'")
+    if not bare or bare.lower() in _STOP or bare.lower().endswith(("alert", "alerts")) or bare.startswith("$"):
+        return False
+    return bool(_NAME_TOKEN.match(token.removesuffix("'s"))) and not bare.replace(".", "").replace(",", "").isdigit()
+
+
+_GENERIC_NAMES = frozenset(
+    "blockchain network protocol bridge exchange finance chain wallet wallets platform app token tokens".split()  # noqa: SIM905
+)
+
+
+_HANDLE_SUFFIX = re.compile(r"(?:_?(?:io|xyz|fi|perp|perps|finance|protocol|official|labs|app|hq|dao))+$", re.I)
+
+
+def _word(token: str) -> str:
+    """A name word: "#Cetus" -> "Cetus", "@KiloEx_perp" -> "KiloEx", "@GMX_IO" -> "GMX"."""
+    word = token.removesuffix("'s")
+    if word.startswith("@"):
+        word = _HANDLE_SUFFIX.sub("", word[1:]) or word[1:]
+        return word.replace("_", " ").strip()
+    return word.lstrip("#")
+
+
+def _clean_name(tokens: list[str]) -> str | None:
+    """The joined name; None when too short or long, or only generic words ("Blockchain", "Exchange")."""
+    words = [_word(t) for t in tokens]
+    name = " ".join(words).strip(" -.,")
+    if all(w.lower().strip(".,") in _GENERIC_NAMES for w in words):
+        return None
+    return name if 2 <= len(name) <= 60 else None
+
+
+def _name_before(tokens: list[str], end: int) -> str | None:
+    i = end - 1
+    while i >= 0 and tokens[i].lower() in _SKIP_BETWEEN:
+        i -= 1
+    if i >= 1 and tokens[i].lstrip("#@").lower() in _CHAIN_TOKENS and tokens[i - 1].lower() == "on":
+        i -= 2  # "Cork Protocol on #Ethereum was exploited"
+    while i >= 0 and re.fullmatch(r"~?\$?[\d.,]+[mbk]?|\$[\d.,]+\w*|(?:million|billion)", tokens[i], re.I):
+        i -= 1  # "Cetus $223M exploit"
+    kinds = 0
+    while i >= 1 and kinds < 2 and tokens[i] in _KIND_WORDS:
+        i, kinds = i - 1, kinds + 1  # "Infini neobank drained"
+    found: list[str] = []
+    while i >= 0 and len(found) < 4 and _is_name(tokens[i]):
+        found.insert(0, tokens[i])
+        if tokens[i].endswith("'s") and len(found) > 1:
+            break
+        i -= 1
+    return _clean_name(found) if found else None
+
+
+def _is_descriptor(token: str) -> bool:
+    return bool(_DESCRIPTOR.match(token)) or token.lstrip("#@").lower() in _STOP
+
+
+def _name_after(tokens: list[str], start: int) -> str | None:
+    i, skipped = start, 0
+    while i < len(tokens) and skipped < 4 and not _is_name(tokens[i]) and _is_descriptor(tokens[i]):
+        i, skipped = i + 1, skipped + 1
+    found: list[str] = []
+    while i < len(tokens) and len(found) < 4 and _is_name(tokens[i]):
+        found.append(tokens[i])
+        if tokens[i].endswith("'s"):
+            break
+        i += 1
+    return _clean_name(found) if found else None
+
+
+def extract_protocol(title: str) -> str | None:
+    """The attacked project's name as the title gives it, or None when no name stands next to the incident word.
+
+    Forms: "NAME exploited/hacked/suffers/loses …", "NAME $5M exploit", "… drain $5M from NAME",
+    "exploit on/against/involving NAME", "exploiting NAME", "Hack Analysis: NAME".
+    """
+    tokens = _tokens(title)
+    for i, token in enumerate(tokens):
+        word = token.lower().lstrip("#")
+        if _BEFORE_KEYS.match(word) and (name := _name_before(tokens, i)):
+            return name
+        if _VERB_OBJECT.match(word) and i + 1 < len(tokens) and (name := _name_after(tokens, i + 1)):
+            return name
+        if _AFTER_KEYS.match(word):
+            for j in range(i + 1, min(i + 6, len(tokens))):
+                if tokens[j].lower() in _AFTER_WORDS:
+                    if name := _name_after(tokens, j + 1):
+                        return name
+                    break
+    lead, colon, rest = title.partition(":")
+    if colon and _COLON_LEAD.search(lead):
+        return _name_after(_tokens(rest), 0)
+    return None
+
+
+def labelled_protocol(text: str) -> str | None:
+    """The value of a "Protocol: X" / "Project: X" line (alert bots write their posts so)."""
+    match = _LABELLED.search(text)
+    name = _clean_name([t for t in _tokens(match.group(1)) if _is_name(t)][:4]) if match else None
+    return name
+
+
+def extract_amount(*texts: str) -> tuple[float | None, str | None]:
+    """The first USD amount in the first text that has one."""
+    for text in texts:
+        for match in _USD.finditer(text or ""):
+            value = parse_usd(match.group(0))
+            if value is not None and value >= 1000:
+                return value, match.group(0).strip()
+    return None, None
+
+
+def extract_chain(text: str, links: Iterable[str] = ()) -> str | None:
+    """Chain of the first explorer link; else the one chain the text names (None when it names several)."""
+    for link in links:
+        if chain := chain_from_url(link):
+            return chain
+    if (label := _CHAIN_LABEL.search(text)) and (chain := normalise_chain(label.group(1).strip())):
+        return chain
+    named = {normalise_chain(m.group(1)) for m in _CHAIN_WORDS.finditer(text)}
+    named |= {normalise_chain(m.group(1)) for m in _CHAIN_CAPS.finditer(text)}
+    named.discard(None)
+    return named.pop() if len(named) == 1 else None
+
+
+def extract_tx_hashes(text: str, links: Iterable[str] = (), chain: str | None = None) -> tuple[str, ...]:
+    found: list[str] = []
+    for candidate in [*links, *(m.group(1) for m in _EVM_TX.finditer(text))]:
+        tx = normalise_tx_hash(candidate, chain)
+        if tx and tx not in found:
+            found.append(tx)
+    return tuple(found)
+
+
+def extract_category(text: str) -> str:
+    lowered = text.lower()
+    return next((slug for slug, rule in _CATEGORY_RULES if rule.search(lowered)), "other")
+
+
+_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+_FULL_DATE = re.compile(rf"\b(?:{_MONTHS})\.? \d{{1,2}}, (?:19|20)\d\d\b")
+
+
+def stated_date(text: str, published: datetime, max_age: timedelta) -> datetime | None:
+    """The earliest "Month D, YYYY" in the text between `max_age` before publication and publication.
+
+    Blogs and court releases describe incidents days to years later ("On March 13, 2023, Euler …");
+    the stated date is the better incident time. None when the text gives no such date.
+    """
+    dates = [d for m in _FULL_DATE.finditer(text) if (d := parse_date_text(m.group(0).replace(".", "")))]
+    plausible = [d for d in dates if published - max_age <= d <= published]
+    return min(plausible) if plausible else None
+
+
+def links_in(text: str) -> list[str]:
+    return [m.group(0).rstrip(".,") for m in _URL.finditer(text)]
+
+
+def extract(title: str, text: str = "", links: Iterable[str] = ()) -> Facts | None:
+    """The facts of an incident item; None when no protocol can be named (precision over recall)."""
+    protocol = extract_protocol(title) or labelled_protocol(text)
+    if protocol is None:
+        return None
+    every_link = tuple(dict.fromkeys([*links, *links_in(text)]))
+    both = f"{title}\n{text}"
+    amount, amount_text = extract_amount(title, text)
+    chain = extract_chain(title, every_link) or extract_chain(text)
+    attacker = _ATTACKER.search(both)
+    return Facts(
+        protocol=protocol,
+        amount_usd=amount,
+        amount_text=amount_text,
+        chain=chain,
+        tx_hashes=extract_tx_hashes(both, every_link, chain),
+        attacker=attacker.group(1) if attacker else None,
+        category=extract_category(title) if extract_category(title) != "other" else extract_category(text),
+        links=every_link,
+    )
+
+
+def headline(text: str) -> str:
+    """The first sentence of a post (alert accounts put the incident there, follow-ups after it)."""
+    first = text.strip().split("\n", 1)[0]
+    sentence = re.split(r"(?<=[.!?])\s+(?=[A-Z#@🚨])", first, maxsplit=1)[0]
+    return sentence if len(sentence) >= 20 else first
+
+
+def incident_report(
+    source: str,
+    ref: str,
+    title: str,
+    text: str,
+    published: str | int | float | datetime | None,
+    *,
+    url: str | None = None,
+    links: Iterable[str] = (),
+    raw: dict[str, Any] | None = None,
+    legal_ok: bool = False,
+    incident_time: datetime | None = None,
+    look_back: timedelta = timedelta(days=60),
+) -> Report | None:
+    """A Report when the item is an incident with a nameable protocol, else None.
+
+    `published` is the item's publication time and always `reported_at` (the speed ranking). The
+    incident time is `incident_time` if given, else the earliest full date the text states within
+    `look_back` before publication, else the publication time (news reports within hours).
+    """
+    when = published if isinstance(published, datetime) else parse_date_text(published)
+    if when is None or not ref or not is_incident(title, text, legal_ok=legal_ok):
+        return None
+    facts = extract(title, text, links)
+    if facts is None:
+        return None
+    return Report(
+        source=source,
+        source_ref=ref,
+        protocol=facts.protocol,
+        timestamp=incident_time or stated_date(f"{title} {text}", when, look_back) or when,
+        chain=facts.chain,
+        tx_hash=facts.tx_hashes[0] if facts.tx_hashes else None,
+        tx_hashes=facts.tx_hashes,
+        amount_usd=facts.amount_usd,
+        amount_text=facts.amount_text,
+        category=facts.category,
+        description=" ".join(f"{title}. {text}".split())[:2000] if text else title[:2000],
+        attacker_address=facts.attacker,
+        url=url,
+        references=tuple(link for link in facts.links if link != url)[:20],
+        reported_at=when,
+        raw=raw if raw is not None else {"title": title, "text": text[:4000], "url": url},
+    )

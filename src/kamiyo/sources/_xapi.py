@@ -1,0 +1,80 @@
+"""Security alert accounts on X through the X API v2 recent search (bearer token `X_BEARER_TOKEN`).
+
+`GET https://api.x.com/2/tweets/search/recent?query=from:<handle> -is:retweet -is:reply` with
+`tweet.fields=created_at,entities,note_tweet` answers `{"data": [{"id", "text", "created_at"
+(ISO-8601 UTC), "entities": {"urls": [{"expanded_url"}]}, "note_tweet": {"text"}}], "meta":
+{"result_count", "newest_id", "next_token"}}`; with nothing new, `data` is absent. Searching by
+handle needs no user-id lookup; `since_id` (the newest stored post) keeps each run to new posts,
+which is what the API bills. Posts go through the hack classifier.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kamiyo.sources._api import bearer, request
+from kamiyo.sources._classify import headline, incident_report
+from kamiyo.sources.base import Document, Fetch, ParseError, Report, Source, each
+from kamiyo.sources.http import FetchContext
+
+SEARCH = "https://api.x.com/2/tweets/search/recent"
+KEY = "X_BEARER_TOKEN"
+
+
+def _text(tweet: dict[str, Any]) -> str:
+    note = tweet.get("note_tweet")
+    long_text = note.get("text") if isinstance(note, dict) else None
+    return str(long_text or tweet.get("text") or "")
+
+
+def _links(tweet: dict[str, Any]) -> tuple[str, ...]:
+    entities = tweet.get("entities") if isinstance(tweet.get("entities"), dict) else {}
+    urls = entities.get("urls") if isinstance(entities, dict) else None
+    return tuple(str(u.get("expanded_url") or u.get("url")) for u in urls or [] if isinstance(u, dict))
+
+
+def parse_tweets(name: str, handle: str, document: Document) -> list[Report]:
+    answer = document.json()
+    if not isinstance(answer, dict) or ("meta" not in answer and "data" not in answer):
+        raise ParseError("not an X API v2 search answer")
+    tweets = answer.get("data") or []
+
+    def build(tweet: dict[str, Any]) -> Report | None:
+        text, ident = _text(tweet), str(tweet["id"])
+        return incident_report(
+            name, ident, headline(text)[:300], text, tweet["created_at"], url=f"https://x.com/{handle}/status/{ident}",
+            links=_links(tweet), raw=tweet,
+        )  # fmt: skip
+
+    return list(each((t for t in tweets if isinstance(t, dict)), build, name))
+
+
+def _fetcher(name: str, handle: str) -> Fetch:
+    async def fetch(ctx: FetchContext) -> list[Report]:
+        params = {
+            "query": f"from:{handle} -is:retweet -is:reply",
+            "max_results": "100",
+            "tweet.fields": "created_at,entities,note_tweet",
+        }
+        newest = max((int(ref) for ref in ctx.known_refs if ref.isdigit()), default=0)
+        if newest:
+            params["since_id"] = str(newest)
+        document = await request(ctx, ctx.url, params=params, headers=bearer(ctx.key))
+        return [] if document is None else parse_tweets(name, handle, document)
+
+    return fetch
+
+
+def x_source(name: str, handle: str, title: str) -> Source:
+    """The declaration of one X account's alerts."""
+    return Source(
+        name=name,
+        title=title,
+        url=f"https://x.com/{handle}",
+        kind="json",
+        endpoint=SEARCH,
+        cadence_seconds=900,
+        needs_key=KEY,
+        fetch=_fetcher(name, handle),
+        description=f"Posts of @{handle} through the X API v2 recent search, filtered to incident alerts.",
+    )

@@ -1,0 +1,99 @@
+"""DeFiLlama hacks: `GET https://api.llama.fi/hacks`, a JSON list of every hack DeFiLlama tracks.
+
+Item shape (DefiLlama's IHack): `date` (unix seconds, day precision), `name`, `classification`
+("Protocol Logic", "Infrastructure", "Ecosystem", "Rugpull", …), `technique` (free text),
+`amount` (USD), `chain` (list of chain names), `bridgeHack`, `targetType`, `source` (evidence URL),
+`returnedFunds` (USD or null), `defillamaId`, `parentProtocolId`, `language`. No tx hashes and no
+stable id: the reference is the name plus the day.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kamiyo.ingest.normalise import normalise_category, normalise_chain, parse_date_text
+from kamiyo.sources.base import Document, ParseError, Report, Source, each
+
+NAME = "defillama"
+
+
+def _usd(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        amount = float(value)
+    except ValueError:
+        return None
+    return amount if 0 <= amount < 1e11 else None
+
+
+def _category(item: dict[str, Any]) -> str:
+    """Technique first; then the classification, target type and bridge flag fill gaps."""
+    category = normalise_category(item.get("technique"))
+    classification = str(item.get("classification") or "").lower()
+    technique = str(item.get("technique") or "").lower()
+    if "rug" in classification:
+        return "rug_pull"
+    if item.get("bridgeHack") is True and category in ("other", "logic_error", "access_control"):
+        return "bridge"
+    if category == "other" and ("hot wallet" in technique or item.get("targetType") == "CEX"):
+        return "exchange_hack"
+    if category == "other" and classification == "protocol logic":
+        return "logic_error"
+    return category
+
+
+def _report(item: dict[str, Any]) -> Report | None:
+    name = str(item["name"]).strip()
+    when = parse_date_text(item["date"])
+    if not name or when is None:
+        return None
+    chains = [c for c in (normalise_chain(str(n)) for n in item.get("chain") or []) if c]
+    amount = _usd(item.get("amount"))
+    technique = item.get("technique") or item.get("classification") or "Hack"
+    source = item.get("source")
+    evidence = source.strip() if isinstance(source, str) and source.strip().startswith("http") else None
+    return Report(
+        source=NAME,
+        source_ref=f"{name}|{when.date().isoformat()}",
+        protocol=name,
+        timestamp=when,
+        chain=chains[0] if len(chains) == 1 else ("multichain" if len(set(chains)) > 1 else None),
+        amount_usd=amount,
+        amount_text=f"${amount:,.0f}" if amount is not None else None,
+        recovered_usd=_usd(item.get("returnedFunds")),
+        category=_category(item),
+        description=str(technique),
+        url=evidence,
+        references=(evidence,) if evidence else (),
+        raw=item,
+    )
+
+
+def parse(document: Document) -> list[Report]:
+    """Every hack; two entries with one name and day (Merlin, 2021-05-26) get refs "…#2", "…#3" in
+    order of amount, so neither overwrites the other."""
+    items = document.json()
+    if not isinstance(items, list):
+        raise ParseError("expected a JSON list of hacks")
+    reports = list(each((i for i in items if isinstance(i, dict)), _report, NAME))
+    by_ref: dict[str, list[Report]] = {}
+    for report in reports:
+        by_ref.setdefault(report.source_ref, []).append(report)
+    for ref, same in by_ref.items():
+        same.sort(key=lambda r: (r.amount_usd or 0.0, r.description or ""))
+        for n, report in enumerate(same[1:], start=2):
+            report.source_ref = f"{ref}#{n}"
+    return reports
+
+
+SOURCE = Source(
+    name=NAME,
+    title="DeFiLlama Hacks",
+    url="https://defillama.com/hacks",
+    kind="json",
+    endpoint="https://api.llama.fi/hacks",
+    cadence_seconds=3600,
+    parse=parse,
+    description="DeFiLlama's hack database: date, loss, chains, technique; no tx hashes.",
+)
