@@ -28,6 +28,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
+LIVE_DATABASES: dict[str, str] = {}  # live server base URL -> its database URL (tests add users there)
 WIDTHS = {"desktop": (1440, 900), "phone": (375, 812)}
 
 
@@ -56,6 +57,7 @@ def live_server(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory)
         KAMIYO_SEED="0",
         KAMIYO_ANON_RATE_LIMIT="100000/minute",
         KAMIYO_LOG_LEVEL="WARNING",
+        KAMIYO_ALLOW_HTTP_WEBHOOKS="1",  # webhooks to a receiver on 127.0.0.1 (test_browser's team journey)
     )
     cmd = [sys.executable, "-m", "uvicorn", "--factory", "kamiyo.app:create_app", "--host", "127.0.0.1"]
     log = (workdir / "server.log").open("wb")
@@ -63,6 +65,7 @@ def live_server(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory)
     try:
         wait_for_port(port, timeout=30)
         base = f"http://127.0.0.1:{port}"
+        LIVE_DATABASES[base] = env["KAMIYO_DATABASE_URL"]
         deadline = time.monotonic() + 30
         while httpx.get(f"{base}/ping", timeout=2).status_code != 200 and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -5,14 +5,24 @@ Screenshots of each page at 1440 and 375 px go to test-artifacts/web/ (git-ignor
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
 from axe_playwright_python.sync_playwright import Axe
+from standardwebhooks import Webhook
 
-from tests.web.conftest import ARTIFACTS, WIDTHS, Watched
+from kamiyo.accounts import service as accounts
+from kamiyo.db import Database
+from tests.web.conftest import ARTIFACTS, LIVE_DATABASES, WIDTHS, Watched
 
 pytestmark = pytest.mark.timeout(240)
 HOME_BUDGET_BYTES = 300 * 1024
@@ -208,10 +218,166 @@ def test_newcomer_signs_up_creates_a_key_and_opens_pricing(live_server: str, tab
     page.wait_for_url("**/app/billing")
     _shoot_and_check(page, "billing", problems)
     page.set_viewport_size({"width": 1440, "height": 900})
+    page.get_by_role("link", name="Webhooks").click()
+    page.wait_for_url("**/app/webhooks")
+    upsell = page.locator("section.upsell")
+    assert upsell.locator("h2").inner_text() == "Webhooks are part of the Team or Enterprise plans"
+    assert upsell.get_by_role("link", name="Compare plans").get_attribute("href") == "/pricing"
+    assert page.locator("form[action='/app/webhooks']").count() == 0
+    _shoot_and_check(page, "webhooks-free", problems)
+    page.set_viewport_size({"width": 1440, "height": 900})
     page.get_by_role("button", name="Log out").click()
     page.wait_for_url(f"{live_server}/")
     assert page.get_by_role("link", name="Log in").is_visible()
     assert problems == {}
     tab.console_errors = [e for e in tab.console_errors if "422" not in e]  # the invalid signup answer
+    tab.failed = [f for f in tab.failed if not f.startswith("422 ")]
+    tab.assert_clean()
+
+
+# ---------------------------------------------------------------- a team user's webhook and alert
+
+
+class Received:
+    """What a tiny loopback receiver got: path, headers and the raw body of each POST."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        self.url = ""
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[tuple[str, dict[str, str], bytes]]:
+        deadline = time.monotonic() + timeout
+        while len(self.requests) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.requests
+
+
+@pytest.fixture
+def receiver() -> Iterator[Received]:
+    received = Received()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            received.requests.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(200)
+            self.send_header("content-type", "text/plain")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    received.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _add_user(database_url: str, email: str, password: str, tier: str) -> None:
+    """Through the accounts service, as `kamiyo users create --tier` does (in a thread: Playwright owns this one)."""
+
+    async def create() -> None:
+        db = Database(database_url)
+        try:
+            async with db.session() as session:
+                user = await accounts.create_user(session, email, password)
+                await accounts.set_tier(session, user, tier)
+        finally:
+            await db.dispose()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, create()).result(timeout=30)
+
+
+def test_team_user_creates_a_webhook_tests_it_and_rotates_the_secret(
+    live_server: str, tab: Watched, receiver: Received
+) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    _add_user(LIVE_DATABASES[live_server], "team@example.com", "a long enough passphrase", "team")
+    page = tab.page
+    problems: dict[str, list[str]] = {}
+    page.goto(f"{live_server}/app/webhooks")
+    page.wait_for_url("**/login?next=/app/webhooks")
+    page.get_by_label("E-mail").fill("team@example.com")
+    page.get_by_label("Password").fill("a long enough passphrase")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/app/webhooks")
+    assert page.title() == "Webhooks · Kamiyo"
+    _shoot_and_check(page, "webhooks", problems)
+
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.get_by_label("Endpoint URL").fill("ftp://files.example/hook")
+    page.get_by_role("button", name="Create endpoint").click()
+    assert page.locator("#err-url").inner_text() == "Only https:// URLs are allowed"
+    assert page.get_by_label("Endpoint URL").get_attribute("aria-invalid") == "true"
+    _shoot_and_check(page, "webhooks-invalid", problems, reload=False)
+
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.get_by_label("Endpoint URL").fill(f"{receiver.url}/kamiyo")
+    page.get_by_label("Description").fill("SOC pager")
+    page.get_by_label("Min loss").fill("1000000")
+    chains = page.get_by_role("group", name="Chains")
+    chains.get_by_label("Ethereum", exact=True).check()
+    chains.get_by_label("BNB Smart Chain").check()
+    page.get_by_role("button", name="Create endpoint").click()
+    secret = page.locator("#webhook-secret").inner_text()
+    assert secret.startswith("whsec_")
+    assert "it will not be shown again" in page.locator("[aria-labelledby=secret-title]").inner_text()
+    assert "at least $1M · on BNB Smart Chain, Ethereum" in page.locator("[aria-labelledby=about-title]").inner_text()
+    _shoot_and_check(page, "webhook-created", problems, reload=False)
+
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.get_by_role("button", name="Send test event").click()
+    page.wait_for_url(re.compile(r"/app/webhooks/\d+\?test=\d+$"))
+    assert re.search(r"HTTP 200 in \d+ ms", page.locator("#test-outcome").inner_text())
+    [(path, headers, body)] = receiver.wait_for(1)
+    assert path == "/kamiyo" and headers["user-agent"].startswith("Kamiyo-Webhooks/")
+    event = Webhook(secret).verify(body, headers)
+    assert event["type"] == "webhook.test"
+    row = page.locator("[aria-labelledby=log-title] tbody tr").first
+    cells = row.locator("td").all_inner_texts()
+    assert "Succeeded" in cells[0] and cells[1:4] == ["1", "200", cells[3]] and re.fullmatch(r"\d+ ms", cells[3])
+    assert "Test" in row.locator("th").inner_text()
+    assert secret not in page.content()
+    _shoot_and_check(page, "webhook-log", problems)
+
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.get_by_role("button", name="Rotate secret").click()
+    new_secret = page.locator("#webhook-secret").inner_text()
+    assert new_secret.startswith("whsec_") and new_secret != secret
+    assert secret not in page.content() and page.locator("#webhook-secret").count() == 1
+    assert "previous secret keeps signing" in page.locator("[aria-labelledby=secret-title]").inner_text()
+    _shoot_and_check(page, "webhook-rotated", problems, reload=False)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.get_by_role("link", name="Webhooks", exact=True).first.click()
+    page.wait_for_url("**/app/webhooks")
+    assert new_secret not in page.content() and secret not in page.content()
+    assert "1 of 5 on the Team plan" in page.locator("[aria-labelledby=list-title]").inner_text()
+    _shoot_and_check(page, "webhooks-list", problems)
+
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.get_by_role("link", name="Alerts").click()
+    page.wait_for_url("**/app/alerts")
+    page.get_by_label("Discord webhook URL").fill(f"{receiver.url}/discord")
+    page.get_by_role("button", name="Add Discord channel").click()
+    page.wait_for_url(re.compile(r"/app/alerts/discord/\d+\?done=created$"))
+    page.get_by_role("button", name="Send test alert").click()
+    page.wait_for_url(re.compile(r"\?test=\d+$"))
+    assert "Test alert sent: Discord answered HTTP 200" in page.locator("#test-outcome").inner_text()
+    discord = receiver.wait_for(2)[1]
+    assert discord[0] == "/discord?wait=true" and json.loads(discord[2])["embeds"][0]["title"].startswith("Kamiyo test")
+    _shoot_and_check(page, "alert-channel", problems)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.get_by_role("link", name="Alerts", exact=True).first.click()
+    assert "1 of 20 on the Team plan" in page.locator("[aria-labelledby=list-title]").inner_text()
+    _shoot_and_check(page, "alerts", problems)
+    assert problems == {}
+    tab.console_errors = [e for e in tab.console_errors if "422" not in e]  # the invalid URL's answer
     tab.failed = [f for f in tab.failed if not f.startswith("422 ")]
     tab.assert_clean()

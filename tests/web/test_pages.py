@@ -182,13 +182,29 @@ async def test_unknown_exploit_is_an_html_404_while_api_paths_keep_json(client: 
     assert missing_page.status_code == 404 and "Page not found" in missing_page.text
 
 
-async def test_sources_page_lists_health_and_says_rankings_are_not_there_yet(client: httpx.AsyncClient) -> None:
+async def test_sources_page_lists_health_and_rankings_with_each_component(client: httpx.AsyncClient) -> None:
     html = (await client.get("/app/sources")).text
     sources = (await client.get("/sources")).json()
     for source in sources:
         assert source["title"] in unescape(html)
     assert "Healthy" in html  # the seeded DeFiHackLabs run
-    assert "Rankings are not available yet" in html
+    for days, label in ((365, "1 year"), (30, "30 days")):
+        page = (await client.get("/app/sources" if days == 365 else f"/app/sources?days={days}")).text
+        assert f'href="/app/sources?days={days}#rankings" aria-current="page">{label}</a>' in page
+        ranking = (await client.get(f"/sources/rankings?days={days}")).json()
+        shown = [r for r in ranking if r["reports"] or r["uptime"] is not None]
+        body = page.split('<table class="data rankings">')[1].split("</table>")[0]
+        rows = re.findall(r"<tr>(.*?)</tr>", body.split("<tbody>")[1], re.S)
+        assert len(rows) == len(shown) > 0
+        first, top = _text(rows[0]).strip(), shown[0]
+        assert first.startswith(f"{top['rank']} DeFiHackLabs") and f"{top['score']:.2f}" in first
+        for part in ("exclusivity", "coverage", "accuracy", "uptime"):
+            value = top[part]
+            assert (f"{part} {value * 100:.0f} %" if value is not None else f"{part} —") in first
+        assert f"{top['reports']:,} reports" in first
+        idle = [r["source"] for r in ranking if not r["reports"] and r["uptime"] is None]
+        assert all(web_router.REGISTRY[name].title in unescape(page.split("No reports or runs")[1]) for name in idle)
+    assert 'aria-current="page">1 year</a>' in (await client.get("/app/sources?days=7")).text  # not a window: default
 
 
 async def test_static_files_are_cacheable_and_pages_are_not_in_the_api_schema(client: httpx.AsyncClient) -> None:

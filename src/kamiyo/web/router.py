@@ -16,6 +16,7 @@ from kamiyo.api_deps import SessionDep, get_database
 from kamiyo.exploits import service
 from kamiyo.exploits.export import csv_header, csv_row, iter_exploits
 from kamiyo.exploits.filters import ExploitFilters
+from kamiyo.ingest import rankings
 from kamiyo.ingest.health import list_sources
 from kamiyo.kit.timeutil import utcnow
 from kamiyo.sources import REGISTRY
@@ -165,13 +166,21 @@ def _timeline(exploit: dict[str, Any]) -> list[Event]:
     return events
 
 
+RANKING_WINDOWS = ((30, "30 days"), (90, "90 days"), (365, "1 year"), (3650, "10 years"))
+
+
 @router.get("/app/sources")
-async def sources_page(request: Request, session: SessionDep, user: OptionalUser) -> Response:
+async def sources_page(request: Request, session: SessionDep, user: OptionalUser, days: str = "") -> Response:
+    """Health, and the rankings of `GET /sources/rankings` over one of a few windows (12 months unless chosen)."""
+    window = int(days) if days.isdigit() and int(days) in dict(RANKING_WINDOWS) else 365
     return render_html(
         request,
         "sources.html",
         user=user,
         title="Sources · Kamiyo",
         sources=await list_sources(session),
-        rankings=None,
+        rankings=await rankings.compute_rankings(session, window),
+        days=window,
+        windows=RANKING_WINDOWS,
+        weights=rankings.WEIGHTS,
     )

@@ -10,8 +10,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from kamiyo.web.account_pages import router as account_router
+from kamiyo.web.admin_pages import router as admin_router
+from kamiyo.web.alert_pages import router as alert_router
 from kamiyo.web.render import STATIC_DIR, render_html
 from kamiyo.web.router import router
+from kamiyo.web.webhook_pages import router as webhook_router
 
 log = logging.getLogger(__name__)
 PAGE_PATHS = frozenset({"/", "/pricing", "/login", "/signup", "/logout"})
@@ -56,4 +59,7 @@ def install_web(app: FastAPI) -> None:
     app.mount("/static", CachedStatic(directory=STATIC_DIR), name="static")
     app.include_router(router)
     app.include_router(account_router)
+    app.include_router(admin_router)
+    app.include_router(webhook_router)
+    app.include_router(alert_router)
     app.state.html_error_renderer = html_error

@@ -1,0 +1,322 @@
+"""`/app/alerts`: Discord, Telegram, Slack and e-mail channels, with the webhook manager's actions.
+
+Every plan has channels (tiers.py limits them, all kinds together). Forms are validated with the API's
+own bodies and `kamiyo.alerts.service`; a channel's destination is stored encrypted and only its masked
+hint is ever shown again, so the edit form leaves it unchanged unless a new one is typed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from kamiyo.accounts.deps import OptionalUser
+from kamiyo.accounts.models import User
+from kamiyo.alerts import service
+from kamiyo.alerts.schemas import ChannelUpdate, EmailChannelCreate, TelegramChannelCreate, WebhookChannelCreate
+from kamiyo.api_deps import SessionDep, SettingsDep, get_database
+from kamiyo.config import Settings
+from kamiyo.delivery import service as delivery
+from kamiyo.delivery.channels import RENDERERS, summarise
+from kamiyo.delivery.models import AlertChannel
+from kamiyo.delivery.queue import ALERTS
+from kamiyo.errors import KamiyoError, NotFound
+from kamiyo.kit.timeutil import utcnow
+from kamiyo.tiers import get_tier
+from kamiyo.web.account_pages import CSRF_MESSAGE, csrf_ok, see_other, to_login
+from kamiyo.web.render import render_html
+from kamiyo.web.subscription_forms import (
+    SubscriptionForm,
+    filters_payload,
+    read_form,
+    service_error,
+    stored_form,
+    validate,
+)
+from kamiyo.web.webhook_pages import guard
+
+router = APIRouter(include_in_schema=False)
+BASE = "/app/alerts"
+LOG_PAGE = 25
+ChannelId = Annotated[int, Path(ge=1, le=2**62)]
+DeliveryId = Annotated[int, Path(ge=1, le=2**62)]
+NOTICES = {
+    "saved": "Changes saved.",
+    "enabled": "The channel is enabled: new exploits matching its filters are sent to it.",
+    "disabled": "The channel is disabled: nothing is sent to it until you enable it again.",
+    "deleted": "The channel was deleted.",
+}
+CREATED = "Channel added. Send a test alert to check that it arrives."
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """How the pages ask for one kind of channel's destination."""
+
+    name: str
+    title: str
+    field: str  # the API body field (and form field) holding the destination
+    label: str
+    input_type: str
+    placeholder: str
+    hint: str
+    model: type[BaseModel]
+    needs: str | None = None  # the setting without which the server cannot send this kind
+    needs_env: str | None = None  # ... as the operator spells it
+
+    def available(self, settings: Settings) -> bool:
+        return self.needs is None or bool(getattr(settings, self.needs))
+
+
+KINDS: dict[str, Kind] = {
+    k.name: k
+    for k in (
+        Kind(
+            "discord", "Discord", "webhook_url", "Discord webhook URL", "url",
+            "https://discord.com/api/webhooks/…", "Channel settings → Integrations → Webhooks",
+            WebhookChannelCreate,
+        ),
+        Kind(
+            "telegram", "Telegram", "chat_id", "Telegram chat", "text",
+            "-1001234567890 or @yourchannel", "add the server's bot to the chat first",
+            TelegramChannelCreate, "telegram_bot_token", "TELEGRAM_BOT_TOKEN",
+        ),
+        Kind(
+            "slack", "Slack", "webhook_url", "Slack webhook URL", "url",
+            "https://hooks.slack.com/services/…", "an incoming webhook of your Slack app",
+            WebhookChannelCreate,
+        ),
+        Kind(
+            "email", "E-mail", "address", "E-mail address", "email",
+            "alerts@example.com", "each alert is one message", EmailChannelCreate, "smtp_url", "KAMIYO_SMTP_URL",
+        ),
+    )
+}  # fmt: skip
+
+
+def kind_of(name: str) -> Kind:
+    found = KINDS.get(name)
+    if found is None:
+        raise NotFound(f"no channel kind {name!r}: one of {', '.join(KINDS)}")
+    return found
+
+
+async def list_page(
+    request: Request, session: SessionDep, settings: SettingsDep, user: User, kind: Kind, **context: Any
+) -> Response:
+    channels = await service.list_channels(session, user.id)
+    return render_html(
+        request,
+        "alerts.html",
+        status=context.pop("status", 200),
+        title="Alerts · Kamiyo",
+        user=user,
+        tier=get_tier(user.tier),
+        channels=[service.channel_dict(c) for c in channels],
+        kinds=KINDS,
+        kind=kind,
+        available=kind.available(settings),
+        form=context.pop("form", None) or SubscriptionForm({"enabled": True}),
+        **context,
+    )
+
+
+async def detail_page(
+    request: Request, session: SessionDep, user: User, channel: AlertChannel, **context: Any
+) -> Response:
+    data = service.channel_dict(channel)
+    cursor = context.pop("cursor", None)
+    log = await delivery.list_deliveries(session, ALERTS, channel.id, limit=LOG_PAGE, cursor=cursor)
+    return render_html(
+        request,
+        "alert.html",
+        status=context.pop("status", 200),
+        title=f"{KINDS[channel.kind].title} channel {channel.id} · Kamiyo",
+        user=user,
+        channel=data,
+        kind=KINDS[channel.kind],
+        log=log,
+        cursor=cursor,
+        base=f"{BASE}/{channel.kind}/{channel.id}",
+        form=context.pop("form", None) or stored_form(data["filters"], description=channel.description),
+        **context,
+    )
+
+
+@router.get(BASE)
+async def alerts(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: OptionalUser,
+    kind: str = "discord",
+    done: str = "",
+) -> Response:
+    if user is None:
+        return to_login(request)
+    chosen = KINDS.get(kind, KINDS["discord"])
+    return await list_page(request, session, settings, user, chosen, notice=NOTICES.get(done))
+
+
+@router.post(BASE + "/{kind}")
+async def create(
+    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, kind: str
+) -> Response:
+    if user is None:
+        return to_login(request)
+    info = kind_of(kind)
+    form = read_form(await request.form(), (info.field, "description"))
+    if not await csrf_ok(request):
+        form.errors["form"] = CSRF_MESSAGE
+        return await list_page(request, session, settings, user, info, status=403, form=form)
+    payload = {info.field: form.text(info.field), "description": form.text("description"), "enabled": form.enabled}
+    data = validate(info.model, payload | {"filters": filters_payload(form)}, form)
+    if data is None:
+        return await list_page(request, session, settings, user, info, status=422, form=form)
+    try:
+        channel = await service.create_channel(session, settings, user.id, user.tier, info.name, data, utcnow())
+    except KamiyoError as exc:
+        service_error(exc, form)
+        return await list_page(request, session, settings, user, info, status=exc.status, form=form)
+    return see_other(f"{BASE}/{info.name}/{channel.id}?done=created")
+
+
+@router.get(BASE + "/{kind}/{channel_id}")
+async def channel_view(
+    request: Request,
+    session: SessionDep,
+    user: OptionalUser,
+    kind: str,
+    channel_id: ChannelId,
+    done: str = "",
+    test: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    replayed: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    if user is None:
+        return to_login(request)
+    channel = await service.get_channel(session, user.id, kind_of(kind).name, channel_id)
+    notice = CREATED if done == "created" else NOTICES.get(done)
+    if replayed:
+        notice = f"Alert {replayed} will be sent again now. Reload to see the outcome."
+    return await detail_page(request, session, user, channel, cursor=cursor, notice=notice, tested=test)
+
+
+@router.post(BASE + "/{kind}/{channel_id}")
+async def edit(
+    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, kind: str, channel_id: ChannelId
+) -> Response:
+    if user is None:
+        return to_login(request)
+    info = kind_of(kind)
+    channel = await service.get_channel(session, user.id, info.name, channel_id)
+    form = read_form(await request.form(), (info.field, "description"))
+    if not await csrf_ok(request):
+        form.errors["form"] = CSRF_MESSAGE
+        return await detail_page(request, session, user, channel, status=403, form=form)
+    payload: dict[str, Any] = {"description": form.text("description"), "filters": filters_payload(form)}
+    if form.text(info.field):  # empty: keep the stored destination (only its masked hint is shown)
+        payload[info.field] = form.text(info.field)
+    data = validate(ChannelUpdate, payload, form)
+    if data is None:
+        return await detail_page(request, session, user, channel, status=422, form=form)
+    try:
+        await service.update_channel(session, settings, channel, data, utcnow())
+    except KamiyoError as exc:
+        service_error(exc, form)
+        return await detail_page(request, session, user, channel, status=exc.status, form=form)
+    return see_other(f"{BASE}/{info.name}/{channel.id}?done=saved")
+
+
+async def _owned(session: SessionDep, user: User, kind: str, channel_id: int) -> AlertChannel:
+    return await service.get_channel(session, user.id, kind_of(kind).name, channel_id)
+
+
+async def _refused(request: Request, session: SessionDep, user: User, channel: AlertChannel) -> Response | None:
+    if not await csrf_ok(request):
+        return await detail_page(request, session, user, channel, status=403, action_error=CSRF_MESSAGE)
+    return None
+
+
+async def _switch(
+    request: Request, session: SessionDep, settings: Settings, user: User | None, kind: str, channel_id: int, on: bool
+) -> Response:
+    if user is None:
+        return to_login(request)
+    channel = await _owned(session, user, kind, channel_id)
+    if refused := await _refused(request, session, user, channel):
+        return refused
+    await service.update_channel(session, settings, channel, ChannelUpdate(enabled=on), utcnow())
+    return see_other(f"{BASE}/{channel.kind}/{channel.id}?done={'enabled' if on else 'disabled'}")
+
+
+@router.post(BASE + "/{kind}/{channel_id}/enable")
+async def enable(
+    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, kind: str, channel_id: ChannelId
+) -> Response:
+    return await _switch(request, session, settings, user, kind, channel_id, on=True)
+
+
+@router.post(BASE + "/{kind}/{channel_id}/disable")
+async def disable(
+    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, kind: str, channel_id: ChannelId
+) -> Response:
+    return await _switch(request, session, settings, user, kind, channel_id, on=False)
+
+
+@router.post(BASE + "/{kind}/{channel_id}/test")
+async def send_test(
+    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, kind: str, channel_id: ChannelId
+) -> Response:
+    """A test alert now, rendered and sent as `POST /api/v1/{kind}/channels/{id}/test` does."""
+    if user is None:
+        return to_login(request)
+    channel = await _owned(session, user, kind, channel_id)
+    if refused := await guard(request, user):  # the API limits test sends like webhook changes
+        return await detail_page(request, session, user, channel, status=refused[0], action_error=refused[1])
+    summary = summarise("webhook.test", await delivery.sample_exploit(session), settings.public_url, None)
+    body = orjson.dumps(RENDERERS[channel.kind](summary)).decode()
+    db = get_database(request)
+    _, row = await delivery.send_test(db, settings, ALERTS, channel.id, body, {"kind": channel.kind})
+    return see_other(f"{BASE}/{channel.kind}/{channel.id}?test={row['id']}")
+
+
+@router.post(BASE + "/{kind}/{channel_id}/delete")
+async def delete(
+    request: Request, session: SessionDep, user: OptionalUser, kind: str, channel_id: ChannelId
+) -> Response:
+    if user is None:
+        return to_login(request)
+    channel = await _owned(session, user, kind, channel_id)
+    if refused := await _refused(request, session, user, channel):
+        return refused
+    await service.delete_channel(session, channel)
+    return see_other(f"{BASE}?done=deleted")
+
+
+@router.post(BASE + "/{kind}/{channel_id}/deliveries/{delivery_id}/replay")
+async def replay(
+    request: Request,
+    session: SessionDep,
+    user: OptionalUser,
+    kind: str,
+    channel_id: ChannelId,
+    delivery_id: DeliveryId,
+) -> Response:
+    if user is None:
+        return to_login(request)
+    channel = await _owned(session, user, kind, channel_id)
+    if refused := await _refused(request, session, user, channel):
+        return refused
+    try:
+        await delivery.replay(session, ALERTS, channel.id, delivery_id, utcnow())
+    except KamiyoError as exc:
+        if exc.status == 404:
+            raise
+        return await detail_page(request, session, user, channel, status=exc.status, action_error=exc.message)
+    return see_other(f"{BASE}/{channel.kind}/{channel.id}?replayed={delivery_id}")

@@ -1,0 +1,273 @@
+"""`/app/webhooks`: the webhook manager (team and enterprise plans).
+
+Thin like the account pages: each form is checked for its CSRF token and the per-user limit on webhook
+changes (the API's 10 a minute), handed to `kamiyo.webhooks.service` / `kamiyo.delivery.service`, and
+answered with a redirect (post/redirect/get) or with the same form and the errors next to their fields.
+A signing secret is the one thing rendered straight from a POST (creation, rotation): it is shown once.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
+
+from kamiyo.accounts.deps import OptionalUser, Principal, RateLimited, limit_webhook_mutations
+from kamiyo.accounts.models import User
+from kamiyo.api_deps import SessionDep, SettingsDep, get_database
+from kamiyo.delivery import service as delivery
+from kamiyo.delivery.channels.webhook import render_body
+from kamiyo.delivery.models import UserWebhook
+from kamiyo.delivery.queue import WEBHOOKS
+from kamiyo.errors import KamiyoError
+from kamiyo.kit.timeutil import utcnow
+from kamiyo.tiers import TIERS, get_tier
+from kamiyo.web.account_pages import CSRF_MESSAGE, csrf_ok, see_other, to_login
+from kamiyo.web.render import render_html
+from kamiyo.web.subscription_forms import (
+    SubscriptionForm,
+    filters_payload,
+    read_form,
+    service_error,
+    stored_form,
+    validate,
+)
+from kamiyo.webhooks import service
+from kamiyo.webhooks.schemas import WebhookCreate, WebhookUpdate
+
+router = APIRouter(include_in_schema=False)
+BASE = "/app/webhooks"
+LOG_PAGE = 25
+TEXT_FIELDS = ("url", "description")
+WebhookId = Annotated[int, Path(ge=1, le=2**62)]
+DeliveryId = Annotated[int, Path(ge=1, le=2**62)]
+NOTICES = {
+    "saved": "Changes saved.",
+    "enabled": "The endpoint is enabled: new exploits matching its filters are sent to it.",
+    "disabled": "The endpoint is disabled: nothing is sent to it until you enable it again.",
+    "deleted": "The endpoint was deleted.",
+}
+
+
+async def guard(request: Request, user: User) -> tuple[int, str] | None:
+    """CSRF, then the API's limit on webhook changes; (status, message) when the change must not go ahead."""
+    if not await csrf_ok(request):
+        return 403, CSRF_MESSAGE
+    try:
+        await limit_webhook_mutations(request, Principal(user.id, user.email, user.tier, "session"))
+    except RateLimited as exc:
+        return exc.status, exc.message[:1].upper() + exc.message[1:] + "."
+    return None
+
+
+def webhook_plans() -> str:
+    """The plans that include webhooks ("Team or Enterprise"), from the tier table."""
+    return " or ".join(t.title for t in TIERS.values() if t.webhooks)
+
+
+async def list_page(
+    request: Request, session: SessionDep, user: User, *, status: int = 200, **context: Any
+) -> Response:
+    now, tier = utcnow(), get_tier(user.tier)
+    hooks = [service.webhook_dict(h, now) for h in await service.list_webhooks(session, user.id)]
+    return render_html(
+        request,
+        "webhooks.html",
+        status=status,
+        title="Webhooks · Kamiyo",
+        user=user,
+        tier=tier,
+        hooks=hooks,
+        plans=webhook_plans(),
+        form=context.pop("form", None) or SubscriptionForm({"enabled": True}),
+        **context,
+    )
+
+
+async def detail_page(
+    request: Request,
+    session: SessionDep,
+    user: User,
+    hook: UserWebhook,
+    *,
+    status: int = 200,
+    cursor: str | None = None,
+    **context: Any,
+) -> Response:
+    data = service.webhook_dict(hook, utcnow())
+    log = await delivery.list_deliveries(session, WEBHOOKS, hook.id, limit=LOG_PAGE, cursor=cursor)
+    return render_html(
+        request,
+        "webhook.html",
+        status=status,
+        title=f"Webhook {hook.id} · Kamiyo",
+        user=user,
+        hook=data,
+        log=log,
+        cursor=cursor,
+        base=f"{BASE}/{hook.id}",
+        form=context.pop("form", None) or stored_form(data["filters"], url=hook.url, description=hook.description),
+        **context,
+    )
+
+
+@router.get(BASE)
+async def webhooks(request: Request, session: SessionDep, user: OptionalUser, done: str = "") -> Response:
+    if user is None:
+        return to_login(request)
+    return await list_page(request, session, user, notice=NOTICES.get(done))
+
+
+@router.post(BASE)
+async def create(request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser) -> Response:
+    if user is None:
+        return to_login(request)
+    form = read_form(await request.form(), TEXT_FIELDS)
+    if refused := await guard(request, user):
+        form.errors["form"] = refused[1]
+        return await list_page(request, session, user, status=refused[0], form=form)
+    payload = {"url": form.text("url"), "description": form.text("description"), "enabled": form.enabled}
+    data = validate(WebhookCreate, payload | {"filters": filters_payload(form)}, form)
+    if data is None:
+        return await list_page(request, session, user, status=422, form=form)
+    now = utcnow()
+    try:
+        hook, secret = await service.create_webhook(session, settings, user.id, user.tier, data, now)
+    except KamiyoError as exc:
+        service_error(exc, form)
+        return await list_page(request, session, user, status=exc.status, form=form)
+    return await detail_page(request, session, user, hook, status=201, secret=secret, created=True)
+
+
+@router.get(BASE + "/{webhook_id}")
+async def webhook(
+    request: Request,
+    session: SessionDep,
+    user: OptionalUser,
+    webhook_id: WebhookId,
+    done: str = "",
+    test: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    replayed: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    if user is None:
+        return to_login(request)
+    hook = await service.get_webhook(session, user.id, webhook_id)
+    notice = NOTICES.get(done)
+    if replayed:
+        notice = f"Delivery {replayed} will be sent again now, with the same webhook-id. Reload to see the attempt."
+    return await detail_page(request, session, user, hook, cursor=cursor, notice=notice, tested=test)
+
+
+@router.post(BASE + "/{webhook_id}")
+async def edit(
+    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, webhook_id: WebhookId
+) -> Response:
+    if user is None:
+        return to_login(request)
+    hook = await service.get_webhook(session, user.id, webhook_id)
+    form = read_form(await request.form(), TEXT_FIELDS)
+    if refused := await guard(request, user):
+        form.errors["form"] = refused[1]
+        return await detail_page(request, session, user, hook, status=refused[0], form=form)
+    payload = {"url": form.text("url"), "description": form.text("description"), "filters": filters_payload(form)}
+    data = validate(WebhookUpdate, payload, form)
+    if data is None:
+        return await detail_page(request, session, user, hook, status=422, form=form)
+    try:
+        await service.update_webhook(session, settings, hook, data, utcnow())
+    except KamiyoError as exc:
+        service_error(exc, form)
+        await session.refresh(hook)  # the page shows what is stored, the form what was typed
+        return await detail_page(request, session, user, hook, status=exc.status, form=form)
+    return see_other(f"{BASE}/{hook.id}?done=saved")
+
+
+async def _action_refused(request: Request, session: SessionDep, user: User, hook: UserWebhook) -> Response | None:
+    if refused := await guard(request, user):
+        return await detail_page(request, session, user, hook, status=refused[0], action_error=refused[1])
+    return None
+
+
+async def _switch(
+    request: Request, session: SessionDep, settings: SettingsDep, user: User | None, webhook_id: int, on: bool
+) -> Response:
+    if user is None:
+        return to_login(request)
+    hook = await service.get_webhook(session, user.id, webhook_id)
+    if refused := await _action_refused(request, session, user, hook):
+        return refused
+    await service.update_webhook(session, settings, hook, WebhookUpdate(enabled=on), utcnow())
+    return see_other(f"{BASE}/{hook.id}?done={'enabled' if on else 'disabled'}")
+
+
+@router.post(BASE + "/{webhook_id}/enable")
+async def enable(
+    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, webhook_id: WebhookId
+) -> Response:
+    return await _switch(request, session, settings, user, webhook_id, on=True)
+
+
+@router.post(BASE + "/{webhook_id}/disable")
+async def disable(
+    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, webhook_id: WebhookId
+) -> Response:
+    return await _switch(request, session, settings, user, webhook_id, on=False)
+
+
+@router.post(BASE + "/{webhook_id}/test")
+async def send_test(
+    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, webhook_id: WebhookId
+) -> Response:
+    """A signed `webhook.test` now, as `POST /api/v1/user-webhooks/{id}/test` sends it; the log shows the outcome."""
+    if user is None:
+        return to_login(request)
+    hook = await service.get_webhook(session, user.id, webhook_id)
+    if refused := await _action_refused(request, session, user, hook):
+        return refused
+    body = render_body("webhook.test", await delivery.sample_exploit(session), utcnow())
+    _, row = await delivery.send_test(get_database(request), settings, WEBHOOKS, hook.id, body, {})
+    return see_other(f"{BASE}/{hook.id}?test={row['id']}")
+
+
+@router.post(BASE + "/{webhook_id}/rotate")
+async def rotate(
+    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, webhook_id: WebhookId
+) -> Response:
+    if user is None:
+        return to_login(request)
+    hook = await service.get_webhook(session, user.id, webhook_id)
+    if refused := await _action_refused(request, session, user, hook):
+        return refused
+    secret = await service.rotate_secret(session, settings, hook, utcnow())
+    return await detail_page(request, session, user, hook, secret=secret, rotated=True)
+
+
+@router.post(BASE + "/{webhook_id}/delete")
+async def delete(request: Request, session: SessionDep, user: OptionalUser, webhook_id: WebhookId) -> Response:
+    if user is None:
+        return to_login(request)
+    hook = await service.get_webhook(session, user.id, webhook_id)
+    if refused := await _action_refused(request, session, user, hook):
+        return refused
+    await service.delete_webhook(session, hook)
+    return see_other(f"{BASE}?done=deleted")
+
+
+@router.post(BASE + "/{webhook_id}/deliveries/{delivery_id}/replay")
+async def replay(
+    request: Request, session: SessionDep, user: OptionalUser, webhook_id: WebhookId, delivery_id: DeliveryId
+) -> Response:
+    if user is None:
+        return to_login(request)
+    hook = await service.get_webhook(session, user.id, webhook_id)
+    if refused := await _action_refused(request, session, user, hook):
+        return refused
+    try:
+        await delivery.replay(session, WEBHOOKS, hook.id, delivery_id, utcnow())
+    except KamiyoError as exc:
+        if exc.status == 404:
+            raise
+        return await detail_page(request, session, user, hook, status=exc.status, action_error=exc.message)
+    return see_other(f"{BASE}/{hook.id}?replayed={delivery_id}")
