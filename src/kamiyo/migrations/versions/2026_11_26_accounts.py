@@ -1,7 +1,7 @@
 """users, api_keys, user_sessions, subscriptions, stripe_events
 
 Revision ID: accounts
-Revises: 0001_initial
+Revises: labels
 Create Date: 2026-11-26
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from kamiyo.db import UTCDateTime
 
 revision: str = "accounts"
-down_revision: str | None = "0001_initial"
+down_revision: str | None = "labels"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """labels: address labels from enrichment feeds (OFAC SDN, ScamSniffer)
 
 Revision ID: labels
-Revises: 0001_initial
+Revises: ingest
 Create Date: 2026-11-26
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from kamiyo.db import UTCDateTime
 
 revision: str = "labels"
-down_revision: str | None = "0001_initial"
+down_revision: str | None = "ingest"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
