@@ -18,13 +18,16 @@ from kamiyo.db import Database
 from kamiyo.delivery.runtime import start_delivery, stop_delivery
 from kamiyo.errors import install_error_handlers
 from kamiyo.exploits.cache import response_cache
+from kamiyo.exploits.export_router import router as export_router
 from kamiyo.exploits.router import router as exploits_router
 from kamiyo.health import router as health_router
 from kamiyo.ingest.router import router as sources_router
 from kamiyo.ingest.runtime import start_ingest, stop_ingest
 from kamiyo.logging_setup import ensure_logging
 from kamiyo.ops.middleware import install_observability
+from kamiyo.ops.schedule import start_backups, stop_backups
 from kamiyo.stream.router import router as stream_router
+from kamiyo.submissions.router import router as submissions_router
 from kamiyo.tiers import tiers_markdown
 from kamiyo.web.setup import install_web
 from kamiyo.webhooks.router import router as webhooks_router
@@ -59,9 +62,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         await start_access(app, settings)
         await start_delivery(app, settings)
         await start_ingest(app, settings)
+        await start_backups(app, settings)
         try:
             yield
         finally:
+            await stop_backups(app)
             await stop_ingest(app)
             await stop_delivery(app)
             await stop_access(app)
@@ -87,6 +92,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             allow_headers=["Authorization", "X-API-Key", "Content-Type"],
             expose_headers=["X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After"],
         )
+    app.include_router(export_router)  # before the public routers: /api/v1/exploits/{ref} must not shadow it
     app.include_router(public_router())
     app.include_router(public_router(), prefix="/api/v1", include_in_schema=False)
     app.include_router(accounts_router, prefix="/api/v1")
@@ -94,5 +100,6 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(webhooks_router)
     app.include_router(alerts_router)
     app.include_router(stream_router)
+    app.include_router(submissions_router)
     install_web(app)
     return app

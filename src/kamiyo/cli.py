@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -14,10 +14,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from kamiyo.config import get_settings
 
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
 T = TypeVar("T")
 app = typer.Typer(help="Kamiyo: open exploit intelligence.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database administration.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+users_app = typer.Typer(help="User accounts: operator administration without billing.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
 console = Console(stderr=True)
 
 
@@ -38,13 +45,14 @@ def db_upgrade() -> None:
 async def _seed() -> int:
     from sqlalchemy.exc import IntegrityError
 
-    from kamiyo.db import Database
+    from kamiyo.db import Database, analyze
     from kamiyo.ingest.seed import seed_default_dataset
 
     db = Database(get_settings().database_url)
     try:
         async with db.session() as session:
             result = await seed_default_dataset(session)
+        await analyze(db.engine, only_if_missing=True)
     except IntegrityError:  # another process seeded the same database at the same moment
         return 0
     finally:
@@ -78,6 +86,11 @@ def serve(
         if created:
             console.print(f"stored {created} incidents from the bundled DeFiHackLabs dataset")
     os.environ["KAMIYO_RUN_WORKERS"] = "0" if no_workers else "1"
+    from kamiyo.ops.metrics import prepare_multiprocess_dir
+
+    prepare_multiprocess_dir()  # PROMETHEUS_MULTIPROC_DIR: one /metrics view over all --workers
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        console.print("[yellow]each worker process keeps its own /metrics; set PROMETHEUS_MULTIPROC_DIR to add them up")
     uvicorn.run(
         "kamiyo.app:create_app",
         factory=True,
@@ -102,7 +115,7 @@ def _progress() -> Progress:
 
 
 async def _import(path: Path, notify: bool) -> tuple[int, int, int, list[tuple[int, str]]]:
-    from kamiyo.db import Database
+    from kamiyo.db import Database, analyze
     from kamiyo.ingest.importer import ImportProblems, iter_reports
     from kamiyo.ingest.store import StoreResult, store_reports
     from kamiyo.kit.timeutil import utcnow
@@ -129,6 +142,8 @@ async def _import(path: Path, notify: bool) -> tuple[int, int, int, list[tuple[i
                     await flush()
             if chunk:
                 await flush()
+        if total.reports_new > 10_000:
+            await analyze(db.engine)
     finally:
         await db.dispose()
     return len(total.created), total.reports_new, total.reports_unchanged, problems.errors
@@ -160,8 +175,10 @@ def import_(
 
 
 async def _export(fmt: str, out: Path | None) -> int:
+    from contextlib import aclosing
+
     from kamiyo.db import Database
-    from kamiyo.exploits.export import csv_header, csv_row, iter_exploits, jsonl_row
+    from kamiyo.exploits.export import export_chunks
     from kamiyo.exploits.filters import ExploitFilters
 
     db = Database(get_settings().database_url)
@@ -170,14 +187,11 @@ async def _export(fmt: str, out: Path | None) -> int:
     try:
         with _progress() as progress:
             task = progress.add_task("exporting", total=None)
-            async with db.session() as session:
-                if fmt == "csv":
-                    stream.write(csv_header().encode())
-                async for exploit in iter_exploits(session, ExploitFilters()):
-                    stream.write(csv_row(exploit).encode() if fmt == "csv" else jsonl_row(exploit))
-                    count += 1
-                    if count % 1000 == 0:
-                        progress.advance(task, 1000)
+            async with db.session() as session, aclosing(export_chunks(session, ExploitFilters(), fmt)) as chunks:
+                async for chunk, rows in chunks:  # the same code as the API's export
+                    stream.write(chunk)
+                    count += rows
+                    progress.advance(task, rows)
             progress.update(task, completed=count)
     finally:
         if out:
@@ -201,6 +215,290 @@ def export(
         raise typer.Exit(2)
     count = _run(_export(format, out))
     console.print(f"exported {count} exploits")
+
+
+@app.command()
+def backup(
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for backups (default KAMIYO_BACKUP_DIR, else data/backups).")
+    ] = None,
+    keep: Annotated[
+        int | None, typer.Option("--keep", min=1, help="Keep the N newest there (default KAMIYO_BACKUP_KEEP, 7).")
+    ] = None,
+) -> None:
+    """Consistent online backup now (SQLite backup API / pg_dump) while the server keeps running."""
+    from kamiyo.ops.backup import BackupError, create_backup
+
+    settings = get_settings()
+    try:
+        result = create_backup(settings.database_url, out or settings.backup_path, keep=keep or settings.backup_keep)
+    except BackupError as exc:
+        console.print(f"[red]backup failed: {exc}")
+        raise typer.Exit(1) from exc
+    removed = f", removed {len(result.removed)} old" if result.removed else ""
+    console.print(f"backup written: {result.size:,} bytes in {result.seconds:.1f} s{removed}")
+    typer.echo(str(result.path))
+
+
+@app.command()
+def restore(
+    file: Annotated[Path, typer.Argument(help="A kamiyo-*.sqlite3.gz or kamiyo-*.pgdump file from `kamiyo backup`.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Replace a database that already has data.")] = False,
+) -> None:
+    """Verify a backup, then replace the database's contents with it (stop the server first)."""
+    from kamiyo import migrations
+    from kamiyo.ops.backup import BackupError, restore_backup
+
+    settings = get_settings()
+    try:
+        restore_backup(settings.database_url, file, force=yes)
+    except BackupError as exc:
+        console.print(f"[red]restore refused: {exc}")
+        raise typer.Exit(1) from exc
+    migrations.upgrade(settings.database_url)  # a backup from an older version is brought up to date
+    console.print(f"restored {file.name}")
+
+
+async def _with_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    from kamiyo.db import Database
+
+    db = Database(get_settings().database_url)
+    try:
+        async with db.session() as session:
+            return await work(session)
+    finally:
+        await db.dispose()
+
+
+def _account_command(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Migrate, run one unit of work, and turn a refusal (unknown user, taken e-mail…) into a message."""
+    from kamiyo import migrations
+    from kamiyo.errors import KamiyoError
+
+    migrations.upgrade(get_settings().database_url)
+    try:
+        return _run(_with_session(work))
+    except KamiyoError as exc:
+        console.print(f"[red]{exc.message}")
+        raise typer.Exit(1) from exc
+
+
+async def _user_by_email(session: AsyncSession, email: str) -> Any:
+    from kamiyo.accounts import service
+    from kamiyo.errors import NotFound
+
+    user = await service.get_user_by_email(session, email)
+    if user is None:
+        raise NotFound(f"no user with e-mail {email.strip().lower()}")
+    return user
+
+
+def _check_tier(tier: str) -> None:
+    from kamiyo.tiers import TIERS
+
+    if tier not in TIERS:
+        console.print(f"[red]tier must be one of {', '.join(TIERS)}")
+        raise typer.Exit(2)
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Argument(help="E-mail address, the login.")],
+    tier: Annotated[str, typer.Option(help="free, pro, team or enterprise.")] = "free",
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input (else one is generated).")
+    ] = False,
+) -> None:
+    """Create a user; a generated password is printed once on standard output."""
+    from kamiyo.accounts import service
+
+    _check_tier(tier)
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else service.generate_password()
+
+    async def work(session: AsyncSession) -> int:
+        return (await service.create_user(session, email, password, tier=tier)).id
+
+    user_id = _account_command(work)
+    console.print(f"created user {user_id} ({email.strip().lower()}, tier {tier})")
+    if not password_stdin:
+        console.print("generated password (shown once):")
+        typer.echo(password)
+
+
+@users_app.command("set-tier")
+def users_set_tier(
+    email: Annotated[str, typer.Argument(help="The user's e-mail address.")],
+    tier: Annotated[str, typer.Argument(help="free, pro, team or enterprise.")],
+) -> None:
+    """Set a user's tier by hand (billing without Stripe); it applies to their next request."""
+    from kamiyo.accounts import service
+
+    _check_tier(tier)
+
+    async def work(session: AsyncSession) -> None:
+        await service.set_tier(session, await _user_by_email(session, email), tier)
+
+    _account_command(work)
+    console.print(f"{email.strip().lower()} is now on the {tier} tier")
+
+
+@keys_app.command("create")
+def keys_create(
+    email: Annotated[str, typer.Argument(help="The owner's e-mail address.")],
+    name: Annotated[str, typer.Option("--name", help="A label to recognise the key by.")] = "cli",
+) -> None:
+    """Create an API key for a user; the key is printed once on standard output and never again."""
+    from kamiyo.accounts import service
+
+    async def work(session: AsyncSession) -> str:
+        user = await _user_by_email(session, email)
+        return (await service.create_key(session, user.id, name))[1]
+
+    key = _account_command(work)
+    console.print(f"API key for {email.strip().lower()} (shown once, store it now):")
+    typer.echo(key)
+
+
+# --- ingestion: one round now, the source table, background workers -------------------------
+
+
+@app.command()
+def ingest(
+    source: Annotated[
+        list[str] | None, typer.Option("--source", help="Only this source (repeatable); default: all.")
+    ] = None,
+) -> None:
+    """Run one aggregation round now: progress bar, then a per-source summary table."""
+    from kamiyo import migrations
+    from kamiyo.ingest.commands import ingest_round, outcome_table
+    from kamiyo.sources import REGISTRY
+
+    settings = get_settings()
+    unknown = [name for name in source or [] if name not in REGISTRY]
+    if unknown:
+        console.print(f"[red]unknown source(s): {', '.join(unknown)}; known: {', '.join(sorted(REGISTRY))}")
+        raise typer.Exit(2)
+    if settings.offline:
+        console.print("[yellow]KAMIYO_OFFLINE is set: no fetching")
+        return
+    migrations.upgrade(settings.database_url)
+    outcomes = _run(ingest_round(settings, source or [], console))
+    Console().print(outcome_table(outcomes))
+    if outcomes and all(o.failed for o in outcomes):
+        raise typer.Exit(1)
+
+
+@app.command("sources")
+def sources_command() -> None:
+    """Table of sources: enabled, health, last success, items, score."""
+    from kamiyo import migrations
+    from kamiyo.ingest.commands import sources_rows, sources_table
+
+    settings = get_settings()
+    migrations.upgrade(settings.database_url)
+    Console().print(sources_table(_run(sources_rows(settings)), settings.offline))
+
+
+@app.command()
+def worker(
+    ingest: Annotated[bool, typer.Option("--ingest/--no-ingest", help="Run the ingest scheduler.")] = True,
+    deliver: Annotated[bool, typer.Option("--deliver/--no-deliver", help="Run the delivery worker.")] = True,
+) -> None:
+    """Background work alone (next to `serve --no-workers`); stops on Ctrl-C or SIGTERM."""
+    from kamiyo import migrations
+    from kamiyo.ingest.commands import run_worker
+    from kamiyo.logging_setup import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    migrations.upgrade(settings.database_url)
+    if settings.worker_metrics:
+        from kamiyo.ops.metrics import start_worker_metrics_server
+
+        start_worker_metrics_server(settings.worker_metrics)
+    _run(run_worker(settings, ingest=ingest, deliver=deliver, console=console))
+
+
+# --- community submissions, admins, on-chain verification (issue 8) ---------------------------
+
+submissions_app = typer.Typer(help="Community submissions: the review queue.", no_args_is_help=True)
+app.add_typer(submissions_app, name="submissions")
+
+
+@users_app.command("set-admin")
+def users_set_admin(
+    email: Annotated[str, typer.Argument(help="The user's e-mail address.")],
+    off: Annotated[bool, typer.Option("--off", help="Take admin rights away instead.")] = False,
+) -> None:
+    """Let a user review community submissions (the dashboard's admin pages), or stop them."""
+    from kamiyo.kit.timeutil import utcnow
+
+    async def work(session: AsyncSession) -> None:
+        user = await _user_by_email(session, email)
+        user.is_admin, user.updated_at = not off, utcnow()
+
+    _account_command(work)
+    console.print(f"{email.strip().lower()} is {'no longer' if off else 'now'} an admin")
+
+
+@submissions_app.command("review")
+def submissions_review(
+    approve: Annotated[int | None, typer.Option("--approve", help="Approve this submission id.")] = None,
+    reject: Annotated[int | None, typer.Option("--reject", help="Reject this submission id.")] = None,
+    note: Annotated[str | None, typer.Option("--note", help="Reviewer's note, shown to the submitter.")] = None,
+    reviewer: Annotated[str | None, typer.Option("--as", help="Record this admin's e-mail as the reviewer.")] = None,
+    status: Annotated[str, typer.Option("--status", help="List pending, approved, rejected or all.")] = "pending",
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Rows to list.")] = 50,
+) -> None:
+    """List the queue (pending, oldest first), or approve or reject one submission."""
+    from kamiyo.submissions.commands import decide, queue_table
+
+    if approve is not None and reject is not None:
+        console.print("[red]give --approve or --reject, not both")
+        raise typer.Exit(2)
+    settings = get_settings()
+    target = approve if approve is not None else reject
+    if target is None:
+        try:
+            table = _account_command(lambda session: queue_table(session, status, limit))
+        except ValueError as exc:
+            console.print(f"[red]{exc}")
+            raise typer.Exit(2) from exc
+        Console(width=200).print(table)
+        return
+    line = _account_command(
+        lambda session: decide(session, settings, target, approve=approve is not None, note=note, reviewer=reviewer)
+    )
+    console.print(line)
+
+
+@app.command()
+def verify(
+    limit: Annotated[int, typer.Option("--limit", min=1, max=100_000, help="Exploits to check at most.")] = 100,
+) -> None:
+    """Confirm EVM exploit transactions on chain through KAMIYO_RPC_URLS (one round of the job)."""
+    from kamiyo import migrations
+    from kamiyo.db import Database
+    from kamiyo.enrich.onchain import verify_pending
+
+    settings = get_settings()
+    migrations.upgrade(settings.database_url)
+
+    async def run() -> Any:
+        db = Database(settings.database_url)
+        try:
+            return await verify_pending(db, settings, limit=limit)
+        finally:
+            await db.dispose()
+
+    outcome = _run(run())
+    if outcome.disabled:
+        console.print(f"[yellow]on-chain verification is off: {outcome.disabled}")
+        return
+    for chain, problem in outcome.skipped_chains.items():
+        console.print(f"[yellow]skipped {chain}: {problem}")
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.by_status.items())) or "nothing due"
+    console.print(f"checked {outcome.checked}: {counts}; re-applied {outcome.reapplied}, reset {outcome.reset}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,10 +7,10 @@ import secrets
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -41,11 +41,23 @@ class Settings(BaseSettings):
     rate_limits: str = Field(default="on", alias="KAMIYO_RATE_LIMITS")
     allow_http_webhooks: bool = Field(default=False, alias="KAMIYO_ALLOW_HTTP_WEBHOOKS")
     source_urls: dict[str, str] = Field(default_factory=dict, alias="KAMIYO_SOURCE_URLS")
+    # On-chain verification: JSON object of chain slug -> JSON-RPC URL (`kamiyo verify`); empty disables it.
+    rpc_urls: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict, alias="KAMIYO_RPC_URLS")
+    # Ingestion: seconds per HTTP request to a source, and for one source's whole run (all its requests).
+    source_timeout: float = Field(default=20.0, gt=0, alias="KAMIYO_SOURCE_TIMEOUT")
+    source_deadline: float = Field(default=300.0, gt=0, alias="KAMIYO_SOURCE_DEADLINE")
     data_dir: Path = Field(default=Path("data"), alias="KAMIYO_DATA_DIR")
     seed_default_dataset: bool = Field(default=True, alias="KAMIYO_SEED")
     response_cache_seconds: float = Field(default=2.0, alias="KAMIYO_RESPONSE_CACHE_SECONDS")
     log_level: str = Field(default="INFO", alias="KAMIYO_LOG_LEVEL")
     public_url: str = Field(default="http://127.0.0.1:8000", alias="KAMIYO_PUBLIC_URL")
+    # Backups (`kamiyo backup`, and the worker's scheduled job): folder (default data/backups), how many
+    # to keep, and how often the worker takes one (`0` turns the schedule off).
+    backup_dir: Path | None = Field(default=None, alias="KAMIYO_BACKUP_DIR")
+    backup_keep: int = Field(default=7, ge=1, alias="KAMIYO_BACKUP_KEEP")
+    backup_interval: str = Field(default="1d", alias="KAMIYO_BACKUP_INTERVAL")
+    # `host:port` where `kamiyo worker` serves its own Prometheus metrics (unset: not served).
+    worker_metrics: str | None = Field(default=None, alias="KAMIYO_WORKER_METRICS")
 
     stripe_secret_key: str | None = Field(default=None, alias="STRIPE_SECRET_KEY")
     stripe_webhook_secret: str | None = Field(default=None, alias="STRIPE_WEBHOOK_SECRET")
@@ -56,6 +68,14 @@ class Settings(BaseSettings):
     telegram_bot_token: str | None = Field(default=None, alias="TELEGRAM_BOT_TOKEN")
     telegram_api_base: str = Field(default="https://api.telegram.org", alias="TELEGRAM_API_BASE")
     smtp_url: str | None = Field(default=None, alias="KAMIYO_SMTP_URL")
+    smtp_from: str = Field(default="Kamiyo <alerts@kamiyo.local>", alias="KAMIYO_SMTP_FROM")
+    # Delivery worker tuning (webhooks and chat/e-mail alerts).
+    delivery_concurrency: int = Field(default=200, ge=1, le=5000, alias="KAMIYO_DELIVERY_CONCURRENCY")
+    delivery_per_endpoint: int = Field(default=8, ge=1, le=1000, alias="KAMIYO_DELIVERY_PER_ENDPOINT")
+    delivery_lease: float = Field(default=60.0, gt=0, alias="KAMIYO_DELIVERY_LEASE")
+    delivery_poll: float = Field(default=5.0, gt=0, alias="KAMIYO_DELIVERY_POLL")
+    webhook_disable_after: int = Field(default=20, ge=1, alias="KAMIYO_WEBHOOK_DISABLE_AFTER")
+    stream_heartbeat: float = Field(default=15.0, gt=0, alias="KAMIYO_STREAM_HEARTBEAT")
 
     @field_validator("source_urls", mode="before")
     @classmethod
@@ -65,6 +85,18 @@ class Settings(BaseSettings):
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise ValueError("KAMIYO_SOURCE_URLS must be a JSON object of source name to URL")
         return value
+
+    @field_validator("rpc_urls", mode="before")
+    @classmethod
+    def _parse_rpc_urls(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except ValueError as exc:
+                raise ValueError("KAMIYO_RPC_URLS must be a JSON object of chain slug to JSON-RPC URL") from exc
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ValueError("KAMIYO_RPC_URLS must be a JSON object of chain slug to JSON-RPC URL")
+        return {str(k).strip().lower(): v.strip() for k, v in value.items() if v.strip()}
 
     @field_validator("webhook_retry_schedule")
     @classmethod
@@ -85,6 +117,23 @@ class Settings(BaseSettings):
     @property
     def alert_max_age_delta(self) -> timedelta:
         return parse_duration(self.alert_max_age)
+
+    @field_validator("backup_interval")
+    @classmethod
+    def _check_backup_interval(cls, value: str) -> str:
+        if value.strip().lower() not in {"0", "off", "no", "false"}:
+            parse_duration(value)
+        return value
+
+    @property
+    def backup_path(self) -> Path:
+        return self.backup_dir or self.data_dir / "backups"
+
+    @property
+    def backup_interval_seconds(self) -> float:
+        if self.backup_interval.strip().lower() in {"0", "off", "no", "false"}:
+            return 0.0
+        return parse_duration(self.backup_interval).total_seconds()
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -88,6 +88,8 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": 10}
+        if parsed.database and parsed.database != ":memory:":
+            kwargs.update(pool_size=pool_size, max_overflow=2 * pool_size)
     else:
         kwargs.update(
             pool_size=pool_size,

@@ -117,3 +117,110 @@ def wait_for_port(port: int, timeout: float = 20.0) -> None:
             return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+def redis_missing_reason() -> str | None:
+    if shutil.which("redis-server") is None:
+        return "Redis server is not installed (Debian package `redis-server`; .ci/run installs it)"
+    return None
+
+
+class RedisServer:
+    """A running throw-away Redis: `url` to connect, `stop()` to take it down mid-test (e.g. to test failover)."""
+
+    def __init__(self, port: int, process: subprocess.Popen[bytes]) -> None:
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.process = process
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[RedisServer]:
+    """Debian's `redis-server` on a free loopback port, without persistence; skips the test when not installed."""
+    import pytest
+
+    reason = redis_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    root = Path(tempfile.mkdtemp(prefix="kamiyo-redis-"))
+    port = free_port()
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    process = subprocess.Popen(
+        [*command, "--dir", str(root), "--daemonize", "no", "--loglevel", "warning"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    server = RedisServer(port, process)
+    try:
+        wait_for_port(port)
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+class PostgresCluster:
+    """A throw-away PostgreSQL cluster of its own that a test may stop and start again (same port and data)."""
+
+    def __init__(self) -> None:
+        bindir = _pg_bindir()
+        assert bindir is not None
+        self.bindir = bindir
+        self.root = Path(tempfile.mkdtemp(prefix="kamiyo-pgc-"))
+        self.data = self.root / "data"
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}"
+        initdb = [str(bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]
+        subprocess.run(
+            _as_postgres(initdb),
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+    def _ctl(self, *args: str) -> None:
+        subprocess.run(
+            _as_postgres([str(self.bindir / "pg_ctl"), "-D", str(self.data), *args]),
+            check=True,
+            capture_output=True,
+            timeout=90,
+        )
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100"
+        self._ctl("-o", options, "-l", str(self.root / "log"), "-w", "-t", "60", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._ctl("-m", mode, "-w", "stop")
+
+    def remove(self) -> None:
+        with contextlib.suppress(subprocess.SubprocessError):
+            self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """A started PostgresCluster, removed afterwards; skips the test when PostgreSQL is not installed here."""
+    import pytest
+
+    reason = postgres_missing_reason()
+    if reason or os.environ.get("KAMIYO_TEST_POSTGRES_URL"):
+        pytest.skip(reason or "a preset KAMIYO_TEST_POSTGRES_URL server cannot be stopped by the tests")
+    cluster = PostgresCluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.remove()

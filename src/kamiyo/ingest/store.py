@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.exploits.cache import bump_data_version
@@ -342,6 +342,10 @@ async def store_reports(
 ) -> StoreResult:
     """Store reports in batches. `notify_since`: incidents at or after it emit events; None keeps it silent."""
     now = now or utcnow()
+    if session.get_bind().dialect.name == "sqlite":
+        # Take SQLite's write lock before reading, so a concurrent commit (the delivery worker, another
+        # writer) makes this transaction wait its turn instead of failing with a stale read snapshot.
+        await session.execute(text("UPDATE kamiyo_meta SET value = value WHERE 1 = 0"))
     result = StoreResult()
     deltas = SummaryDeltas()
     batch: list[Report] = []

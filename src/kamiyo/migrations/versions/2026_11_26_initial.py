@@ -80,6 +80,7 @@ def upgrade() -> None:
     op.create_index("ix_exploits_amount_sort", "exploits", ["amount_sort", "id", "timestamp"], **PUBLIC_ONLY)
     op.create_index("ix_exploits_chain_amount", "exploits", ["chain", "amount_sort", "id"], **PUBLIC_ONLY)
     op.create_index("ix_exploits_category_amount", "exploits", ["category", "amount_sort", "id"], **PUBLIC_ONLY)
+    op.create_index("ix_exploits_chain_category", "exploits", ["chain", "category", "timestamp", "id"], **PUBLIC_ONLY)
     op.create_index("ix_exploits_tx_hash", "exploits", ["tx_hash"])
     op.create_index("ix_exploits_updated_at", "exploits", ["updated_at"])
 

@@ -1,0 +1,119 @@
+"""`/api/v1/{discord,telegram,slack,email}/channels`: the same routes for each kind, different create bodies."""
+
+# No `from __future__ import annotations`: the per-kind body model is a closure variable FastAPI must see.
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
+
+from kamiyo.accounts.deps import CurrentUser, limit_webhook_mutations
+from kamiyo.alerts import service
+from kamiyo.alerts.schemas import (
+    ChannelList,
+    ChannelOut,
+    ChannelUpdate,
+    EmailChannelCreate,
+    TelegramChannelCreate,
+    WebhookChannelCreate,
+)
+from kamiyo.api_deps import SessionDep, SettingsDep, get_database
+from kamiyo.delivery import service as delivery
+from kamiyo.delivery.channels import RENDERERS, summarise
+from kamiyo.delivery.queue import ALERTS
+from kamiyo.kit.timeutil import utcnow
+from kamiyo.tiers import get_tier
+from kamiyo.webhooks.schemas import DeliveryOut, DeliveryPage, TestOutcome
+
+ChannelId = Annotated[int, Path(ge=1, le=2**62, description="Channel id.")]
+DeliveryId = Annotated[int, Path(ge=1, le=2**62, description="Alert id.")]
+CREATE_MODELS: dict[str, type[Any]] = {
+    "discord": WebhookChannelCreate,
+    "slack": WebhookChannelCreate,
+    "telegram": TelegramChannelCreate,
+    "email": EmailChannelCreate,
+}
+TITLES = {"discord": "Discord", "slack": "Slack", "telegram": "Telegram", "email": "E-mail"}
+
+
+def kind_router(kind: str) -> APIRouter:
+    """The routes of one channel kind. Closures keep `kind` fixed; the create body model differs per kind."""
+    router = APIRouter(prefix=f"/api/v1/{kind}/channels", tags=["alerts"])
+    title = TITLES[kind]
+    create_model = CREATE_MODELS[kind]
+
+    @router.get("", response_model=ChannelList, summary=f"Your {title} channels")
+    async def list_(user: CurrentUser, session: SessionDep) -> dict[str, Any]:
+        every = await service.list_channels(session, user.id)
+        mine = [service.channel_dict(c) for c in every if c.kind == kind]
+        return {"data": mine, "limit": get_tier(user.tier).channels, "used": len(every)}
+
+    @router.post("", status_code=201, response_model=ChannelOut, summary=f"Add a {title} channel")
+    async def create(
+        user: CurrentUser,
+        session: SessionDep,
+        settings: SettingsDep,
+        data: Annotated[create_model, Body()],  # type: ignore[valid-type]
+    ) -> dict[str, Any]:
+        channel = await service.create_channel(session, settings, user.id, user.tier, kind, data, utcnow())
+        return service.channel_dict(channel)
+
+    @router.get("/{channel_id}", response_model=ChannelOut, summary=f"One {title} channel")
+    async def read(channel_id: ChannelId, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
+        return service.channel_dict(await service.get_channel(session, user.id, kind, channel_id))
+
+    @router.patch("/{channel_id}", response_model=ChannelOut, summary=f"Change a {title} channel")
+    async def update(
+        channel_id: ChannelId, data: ChannelUpdate, user: CurrentUser, session: SessionDep, settings: SettingsDep
+    ) -> dict[str, Any]:
+        channel = await service.get_channel(session, user.id, kind, channel_id)
+        return service.channel_dict(await service.update_channel(session, settings, channel, data, utcnow()))
+
+    @router.delete("/{channel_id}", status_code=204, summary=f"Delete a {title} channel")
+    async def delete(channel_id: ChannelId, user: CurrentUser, session: SessionDep) -> Response:
+        await service.delete_channel(session, await service.get_channel(session, user.id, kind, channel_id))
+        return Response(status_code=204)
+
+    @router.post(
+        "/{channel_id}/test",
+        response_model=TestOutcome,
+        dependencies=[Depends(limit_webhook_mutations)],
+        summary=f"Send a test alert to a {title} channel",
+    )
+    async def test(
+        request: Request, channel_id: ChannelId, user: CurrentUser, session: SessionDep, settings: SettingsDep
+    ) -> dict[str, Any]:
+        await service.get_channel(session, user.id, kind, channel_id)
+        summary = summarise("webhook.test", await delivery.sample_exploit(session), settings.public_url, None)
+        body = orjson.dumps(RENDERERS[kind](summary)).decode()
+        db = get_database(request)
+        result, row = await delivery.send_test(db, settings, ALERTS, channel_id, body, {"kind": kind})
+        return {"success": result.ok, "delivery": row}
+
+    @router.get("/{channel_id}/deliveries", response_model=DeliveryPage, summary="Alerts sent, newest first")
+    async def deliveries(
+        channel_id: ChannelId,
+        user: CurrentUser,
+        session: SessionDep,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        cursor: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> dict[str, Any]:
+        await service.get_channel(session, user.id, kind, channel_id)
+        return await delivery.list_deliveries(session, ALERTS, channel_id, limit=limit, cursor=cursor)
+
+    @router.post(
+        "/{channel_id}/deliveries/{delivery_id}/retry",
+        status_code=202,
+        response_model=DeliveryOut,
+        summary="Send one alert again now",
+    )
+    async def retry(channel_id: ChannelId, delivery_id: DeliveryId, user: CurrentUser, session: SessionDep) -> Any:
+        await service.get_channel(session, user.id, kind, channel_id)
+        return delivery.delivery_dict(await delivery.replay(session, ALERTS, channel_id, delivery_id, utcnow()))
+
+    return router
+
+
+router = APIRouter()
+for _kind in CREATE_MODELS:
+    router.include_router(kind_router(_kind))

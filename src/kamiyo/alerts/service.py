@@ -1,0 +1,169 @@
+"""Alert channels of one user: validate the destination per kind, store it encrypted, keep the tier limit."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kamiyo.alerts.schemas import ChannelUpdate
+from kamiyo.config import Settings
+from kamiyo.delivery.filters import SubscriptionFilters, load_filters
+from kamiyo.delivery.models import AlertChannel
+from kamiyo.delivery.queue import bump_subscriptions
+from kamiyo.delivery.service import check_limit
+from kamiyo.errors import InvalidInput, KamiyoError, NotFound
+from kamiyo.kit import ssrf
+from kamiyo.kit.crypto import SecretBox
+from kamiyo.kit.timeutil import iso
+from kamiyo.tiers import get_tier
+
+TARGET_FIELD = {"discord": "webhook_url", "slack": "webhook_url", "telegram": "chat_id", "email": "address"}
+WEBHOOK_HOSTS = {
+    "discord": {"discord.com", "discordapp.com", "ptb.discord.com", "canary.discord.com"},
+    "slack": {"hooks.slack.com"},
+}
+_CHAT_ID = re.compile(r"^(-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{3,31})$")
+_EMAIL = re.compile(r"^[^@\s<>\"',;]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9-]{1,63})+$")
+
+
+class NotConfigured(KamiyoError):
+    status = 503
+
+
+def _invalid(field: str, message: str) -> InvalidInput:
+    return InvalidInput(f"{field}: {message}", details=[{"field": field, "message": message}])
+
+
+def check_target(kind: str, value: str, settings: Settings) -> str:
+    """The normalised destination, or 422 (503 when the server lacks the kind's settings)."""
+    value = value.strip()
+    field = TARGET_FIELD[kind]
+    if kind in WEBHOOK_HOSTS:
+        policy = ssrf.Policy(allow_loopback=settings.allow_http_webhooks)
+        try:
+            parts = ssrf.static_check(value, policy)
+        except ssrf.UnsafeURL as exc:
+            raise _invalid(field, str(exc)) from exc
+        host = (parts.hostname or "").lower()
+        loopback = settings.allow_http_webhooks and _is_loopback(host)
+        if not loopback and (parts.scheme != "https" or host not in WEBHOOK_HOSTS[kind]):
+            hosts = " or ".join(sorted(WEBHOOK_HOSTS[kind]))
+            raise _invalid(field, f"must be an https:// URL on {hosts}")
+        return value
+    if kind == "telegram":
+        if not settings.telegram_bot_token:
+            raise NotConfigured("Telegram alerts are not configured on this server", code="telegram_not_configured")
+        if not _CHAT_ID.match(value):
+            raise _invalid(field, "a numeric chat id (e.g. -1001234567890) or an @channel name")
+        return value
+    if not settings.smtp_url:
+        raise NotConfigured("e-mail alerts are not configured on this server", code="email_not_configured")
+    if not _EMAIL.match(value):
+        raise _invalid(field, "not an e-mail address")
+    return value.lower()
+
+
+def _is_loopback(host: str) -> bool:
+    ip = ssrf.parse_ip(host)
+    return host == "localhost" or (ip is not None and ip.is_loopback)
+
+
+def hint(kind: str, target: str) -> str:
+    """What the owner sees of the destination: webhook URLs shortened (their path is a credential)."""
+    if kind in WEBHOOK_HOSTS:
+        parts = urlsplit(target)
+        return f"{parts.netloc}{parts.path[:24]}…"
+    return target
+
+
+def channel_dict(channel: AlertChannel) -> dict[str, Any]:
+    return {
+        "id": channel.id,
+        "kind": channel.kind,
+        "target": channel.target_hint,
+        "description": channel.description,
+        "filters": load_filters(channel.filters).model_dump(),
+        "enabled": channel.enabled,
+        "disabled_reason": channel.disabled_reason,
+        "consecutive_failures": channel.consecutive_failures,
+        "created_at": iso(channel.created_at),
+        "updated_at": iso(channel.updated_at),
+    }
+
+
+async def create_channel(
+    session: AsyncSession, settings: Settings, user_id: int, tier: str, kind: str, data: Any, now: datetime
+) -> AlertChannel:
+    plan = get_tier(tier)
+    await check_limit(session, AlertChannel, user_id, plan.channels, plan.name, "alert channels (all kinds together)")
+    target = check_target(kind, getattr(data, TARGET_FIELD[kind]), settings)
+    filters = data.filters or SubscriptionFilters()
+    channel = AlertChannel(
+        user_id=user_id,
+        kind=kind,
+        target_enc=SecretBox(settings.resolved_secret_key()).encrypt(target),
+        target_hint=hint(kind, target),
+        description=data.description.strip(),
+        filters=filters.stored(),
+        min_amount_usd=filters.min_amount_usd,
+        enabled=data.enabled,
+        consecutive_failures=0,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(channel)
+    await session.flush()
+    await bump_subscriptions(session)
+    return channel
+
+
+async def list_channels(session: AsyncSession, user_id: int, kind: str | None = None) -> list[AlertChannel]:
+    stmt = select(AlertChannel).where(AlertChannel.user_id == user_id)
+    if kind:
+        stmt = stmt.where(AlertChannel.kind == kind)
+    return list((await session.execute(stmt.order_by(AlertChannel.id))).scalars())
+
+
+async def get_channel(session: AsyncSession, user_id: int, kind: str, channel_id: int) -> AlertChannel:
+    channel = await session.get(AlertChannel, channel_id)
+    if channel is None or channel.user_id != user_id or channel.kind != kind:
+        raise NotFound(f"no {kind} channel {channel_id}")
+    return channel
+
+
+async def update_channel(
+    session: AsyncSession, settings: Settings, channel: AlertChannel, data: ChannelUpdate, now: datetime
+) -> AlertChannel:
+    changes = data.model_dump(exclude_unset=True)
+    field = TARGET_FIELD[channel.kind]
+    for other in set(TARGET_FIELD.values()) - {field}:
+        if changes.get(other) is not None:
+            raise _invalid(other, f"not a field of {channel.kind} channels")
+    if changes.get(field) is not None:
+        target = check_target(channel.kind, changes[field], settings)
+        channel.target_enc = SecretBox(settings.resolved_secret_key()).encrypt(target)
+        channel.target_hint = hint(channel.kind, target)
+    if data.description is not None:
+        channel.description = data.description.strip()
+    if "filters" in changes:
+        filters = data.filters or SubscriptionFilters()
+        channel.filters, channel.min_amount_usd = filters.stored(), filters.min_amount_usd
+    if data.enabled is not None:
+        if data.enabled and not channel.enabled:
+            channel.disabled_reason, channel.consecutive_failures = None, 0
+        channel.enabled = data.enabled
+    channel.updated_at = now
+    await session.flush()
+    await bump_subscriptions(session)
+    return channel
+
+
+async def delete_channel(session: AsyncSession, channel: AlertChannel) -> None:
+    await session.delete(channel)
+    await session.flush()
+    await bump_subscriptions(session)

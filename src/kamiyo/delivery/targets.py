@@ -1,0 +1,112 @@
+"""Where claimed rows go: endpoint URLs and decrypted secrets, channel destinations.
+
+Loaded once per claimed batch (one query per queue); decryption results are cached by ciphertext, so
+a rotation or edit (new ciphertext) is picked up at once and 10,000 sends decrypt each secret once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kamiyo.config import Settings
+from kamiyo.delivery.models import AlertChannel, UserWebhook
+from kamiyo.delivery.queue import ALERTS, WEBHOOKS, Claimed
+from kamiyo.kit.crypto import SecretBox
+
+MAX_CACHE = 50_000
+_WEBHOOK_COLUMNS = (
+    UserWebhook.id,
+    UserWebhook.url,
+    UserWebhook.secret_enc,
+    UserWebhook.previous_secret_enc,
+    UserWebhook.previous_secret_expires_at,
+    UserWebhook.enabled,
+    UserWebhook.disabled_reason,
+    UserWebhook.consecutive_failures,
+)
+_CHANNEL_COLUMNS = (
+    AlertChannel.id,
+    AlertChannel.kind,
+    AlertChannel.target_enc,
+    AlertChannel.enabled,
+    AlertChannel.disabled_reason,
+    AlertChannel.consecutive_failures,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookTarget:
+    id: int
+    url: str
+    secret: str
+    previous_secret: str | None
+    previous_expires_at: datetime | None
+    enabled: bool
+    disabled_reason: str | None
+    consecutive_failures: int = 0
+
+    def secrets(self, now: datetime) -> list[str]:
+        """The signing secrets at `now`: the current one, plus the previous one inside its 24 h window."""
+        active = [self.secret]
+        if self.previous_secret and self.previous_expires_at and now < self.previous_expires_at:
+            active.append(self.previous_secret)
+        return active
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelTarget:
+    id: int
+    kind: str
+    destination: str
+    enabled: bool
+    disabled_reason: str | None
+    consecutive_failures: int = 0
+
+
+Target = WebhookTarget | ChannelTarget
+
+
+class TargetCache:
+    def __init__(self, settings: Settings) -> None:
+        self.box = SecretBox(settings.resolved_secret_key())
+        self._plain: dict[str, str] = {}
+
+    def decrypt(self, token: str) -> str:
+        plain = self._plain.get(token)
+        if plain is None:
+            if len(self._plain) > MAX_CACHE:
+                self._plain.clear()
+            plain = self._plain[token] = self.box.decrypt(token)
+        return plain
+
+    async def load(self, session: AsyncSession, claimed: Sequence[Claimed]) -> dict[tuple[str, int], Target]:
+        found: dict[tuple[str, int], Target] = {}
+        hook_ids = list({c.target_id for c in claimed if c.queue is WEBHOOKS})
+        if hook_ids:
+            for w in await session.execute(select(*_WEBHOOK_COLUMNS).where(UserWebhook.id.in_(hook_ids))):
+                found[(WEBHOOKS.name, w.id)] = self.webhook(w)
+        channel_ids = list({c.target_id for c in claimed if c.queue is ALERTS})
+        if channel_ids:
+            for ch in await session.execute(select(*_CHANNEL_COLUMNS).where(AlertChannel.id.in_(channel_ids))):
+                found[(ALERTS.name, ch.id)] = ChannelTarget(
+                    ch.id, ch.kind, self.decrypt(ch.target_enc), ch.enabled, ch.disabled_reason, ch.consecutive_failures
+                )
+        return found
+
+    def webhook(self, w: Any) -> WebhookTarget:
+        return WebhookTarget(
+            id=w.id,
+            url=w.url,
+            secret=self.decrypt(w.secret_enc),
+            previous_secret=self.decrypt(w.previous_secret_enc) if w.previous_secret_enc else None,
+            previous_expires_at=w.previous_secret_expires_at,
+            enabled=w.enabled,
+            disabled_reason=w.disabled_reason,
+            consecutive_failures=w.consecutive_failures,
+        )

@@ -1,0 +1,1 @@
+"""Community submissions: reports of missing incidents and corrections, held for review."""

@@ -1,0 +1,103 @@
+"""Admin pages: the review queue of community submissions (approve into a `community` report, or reject).
+
+Only users with `is_admin` (`kamiyo users set-admin EMAIL`) see them; others get 403, visitors the login.
+Forms carry the CSRF token and follow post/redirect/get. Submitted text is plain text: the templates'
+autoescape renders it inert, and evidence links are only ever http(s) (checked when submitted).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from kamiyo.accounts.deps import OptionalUser
+from kamiyo.accounts.models import User
+from kamiyo.api_deps import SessionDep, SettingsDep, get_database
+from kamiyo.errors import KamiyoError
+from kamiyo.exploits.service import exploits_by_ids
+from kamiyo.kit.timeutil import utcnow
+from kamiyo.submissions import service
+from kamiyo.submissions.models import STATUSES
+from kamiyo.web.account_pages import CSRF_MESSAGE, csrf_ok, form_values, see_other, to_login
+from kamiyo.web.render import render_html
+
+router = APIRouter(include_in_schema=False)
+QUEUE = "/app/admin/submissions"
+NOTICES = {
+    "approved": "Submission {id} approved: it is now a community report.",
+    "rejected": "Submission {id} rejected.",
+}
+
+
+def _require_admin(user: User) -> None:
+    if not user.is_admin:
+        raise KamiyoError("this page is for admins", status=403, code="forbidden")
+
+
+async def queue_page(
+    request: Request, session: SessionDep, user: User, status: str, *, code: int = 200, **context: Any
+) -> Response:
+    rows = await service.review_queue(session, None if status == "all" else status, limit=200)
+    targets = await exploits_by_ids(session, sorted({s.exploit_id for s, _ in rows if s.exploit_id}))
+    return render_html(
+        request,
+        "admin/submissions.html",
+        status=code,
+        title="Review submissions · Kamiyo",
+        user=user,
+        rows=rows,
+        targets={t["id"]: t for t in targets},
+        current=status,
+        statuses=(*STATUSES, "all"),
+        errors=context.pop("errors", {}),
+        **context,
+    )
+
+
+@router.get(QUEUE)
+async def review_queue(
+    request: Request, session: SessionDep, user: OptionalUser, status: str = "pending", done: str = "", id: int = 0
+) -> Response:
+    if user is None:
+        return to_login(request)
+    _require_admin(user)
+    status = status if status in (*STATUSES, "all") else "pending"
+    notice = NOTICES[done].format(id=id) if done in NOTICES else None
+    return await queue_page(request, session, user, status, notice=notice)
+
+
+async def _decide(
+    request: Request, session: SessionDep, settings: SettingsDep, user: User | None, submission_id: int, approve: bool
+) -> Response:
+    if user is None:
+        return to_login(request)
+    _require_admin(user)
+    note = (await form_values(request)).get("note", "").strip()[:2000] or None
+    if not await csrf_ok(request):
+        return await queue_page(request, session, user, "pending", code=403, errors={"form": CSRF_MESSAGE})
+    try:  # a session of its own that writes first (SQLite never upgrades a stale read snapshot)
+        async with get_database(request).session() as writer:
+            if approve:
+                since = utcnow() - settings.alert_max_age_delta
+                await service.approve(writer, submission_id, reviewer_id=user.id, note=note, notify_since=since)
+            else:
+                await service.reject(writer, submission_id, reviewer_id=user.id, note=note)
+    except KamiyoError as exc:
+        return await queue_page(request, session, user, "pending", code=exc.status, errors={"form": exc.message})
+    return see_other(f"{QUEUE}?done={'approved' if approve else 'rejected'}&id={submission_id}")
+
+
+@router.post(QUEUE + "/{submission_id}/approve")
+async def approve(
+    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, submission_id: int
+) -> Response:
+    return await _decide(request, session, settings, user, submission_id, approve=True)
+
+
+@router.post(QUEUE + "/{submission_id}/reject")
+async def reject(
+    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, submission_id: int
+) -> Response:
+    return await _decide(request, session, settings, user, submission_id, approve=False)

@@ -1,0 +1,1 @@
+"""User-facing management of outgoing webhook endpoints (`/api/v1/user-webhooks`)."""
