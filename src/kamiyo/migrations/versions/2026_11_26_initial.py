@@ -71,9 +71,13 @@ def upgrade() -> None:
         sa.Column("first_seen_at", UTCDateTime, nullable=False),
         sa.Column("updated_at", UTCDateTime, nullable=False),
     )
-    op.create_index("ix_exploits_timestamp", "exploits", ["timestamp", "id"], **PUBLIC_ONLY)
-    op.create_index("ix_exploits_chain_timestamp", "exploits", ["chain", "timestamp", "id"], **PUBLIC_ONLY)
-    op.create_index("ix_exploits_category_timestamp", "exploits", ["category", "timestamp", "id"], **PUBLIC_ONLY)
+    op.create_index("ix_exploits_timestamp", "exploits", ["timestamp", "id", "amount_sort"], **PUBLIC_ONLY)
+    op.create_index(
+        "ix_exploits_chain_timestamp", "exploits", ["chain", "timestamp", "id", "amount_sort"], **PUBLIC_ONLY
+    )
+    op.create_index(
+        "ix_exploits_category_timestamp", "exploits", ["category", "timestamp", "id", "amount_sort"], **PUBLIC_ONLY
+    )
     op.create_index(
         "ix_exploits_protocol_key_timestamp", "exploits", ["protocol_key", "timestamp", "id"], **PUBLIC_ONLY
     )
