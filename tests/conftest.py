@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import shutil
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,23 @@ import httpx
 import pytest
 
 from kamiyo import migrations
+from kamiyo.accounts.ratelimit import Limiter
 from kamiyo.config import Settings
 from kamiyo.db import Database
 from tests.support.services import postgres_missing_reason, postgres_server, psql
 
 _counter = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def _rate_windows_do_not_roll(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pin the rate limiter's clock a second into the current minute for the whole test.
+
+    Limits use fixed clock-aligned windows, so a test that makes N requests and expects the N+1th to be
+    refused would otherwise pass a fresh window to it whenever it ran across a minute boundary.
+    """
+    pinned = time.time() // 60 * 60 + 1
+    monkeypatch.setattr(Limiter, "clock", staticmethod(lambda: pinned))
 
 
 def _seed(url: str) -> None:
