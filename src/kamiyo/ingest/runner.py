@@ -134,7 +134,7 @@ async def run_source(
         return RunOutcome(source.name, "disabled", error=f"needs {source.needs_key}")
     async with leadership(lock_engine, source.name) as leader:
         if not leader:
-            return RunOutcome(source.name, "skipped", error="another worker is running it")
+            return _skipped(source.name, "another worker is running it")
         return await _lead(db, source, client, options, key, store_lock)
 
 
@@ -149,7 +149,7 @@ async def _lead(
     async with db.session() as session:
         context = await load_run_context(session, source.name)
     if options.min_interval and _ran_within(context.last_run_at, options.min_interval):
-        return RunOutcome(source.name, "skipped", error="ran recently (another worker)")
+        return _skipped(source.name, "ran recently (another worker)")
     started, clock = utcnow(), time.perf_counter()
     fetcher = Fetcher(client, options.policy, context.validators)
     ctx = SourceContext(fetcher, options.url_for(source), key, context.known_refs)
@@ -217,6 +217,13 @@ def _count(outcome: RunOutcome) -> None:
     except ImportError:  # pragma: no cover - metrics are optional
         return
     record_ingest_run(outcome.source, outcome.status, outcome.items)
+
+
+def _skipped(name: str, why: str) -> RunOutcome:
+    """Another worker leads this source: counted (outcome "skipped") so an operator sees the sharing."""
+    outcome = RunOutcome(name, "skipped", error=why)
+    _count(outcome)
+    return outcome
 
 
 def _ran_within(last_run_at: datetime | None, seconds: float) -> bool:
