@@ -12,7 +12,13 @@ KAMIYO_OFFLINE=1 (no source fetching during the run) — driven with a random mi
                                    /api/v1/stats, /api/v1/me) — only when accounts are built in
 
     .venv/bin/python bench/load.py [--duration S] [--connections C] [--loadgen auto|wrk|python]
-                                   [--url http://127.0.0.1:PORT --key kmy_…]
+                                   [--topology embedded|scale-out] [--url http://127.0.0.1:PORT --key kmy_…]
+
+`--topology scale-out` runs the same mix against ARCHITECTURE.md's scale-out shape instead: a throw-away
+PostgreSQL cluster and Redis (Debian packages, started as the test suite starts them), the bundled dataset,
+two `kamiyo serve --no-workers` processes and two `kamiyo worker` processes; the connections are split evenly
+over the two API processes (as a load balancer would), one load generator per API process. Req/s add up;
+the reported percentiles are the worse of the two generators' (wrk does not merge histograms).
 
 Load comes from `wrk` (C, far cheaper than the server it drives) when installed, else from a pure-Python
 asyncio generator over raw keep-alive sockets. Judged: zero 5xx (counted from the server's access log
@@ -37,6 +43,7 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -66,6 +73,7 @@ class Result:
     server_statuses: dict[str, int] = field(default_factory=dict)
     server_5xx: int | None = None
     keyed_share: float = 0.0
+    topology: str = "embedded"
 
 
 # --- the server -----------------------------------------------------------------------------------
@@ -115,6 +123,25 @@ def make_key(db_url: str) -> str | None:
     done = subprocess.run([str(PYTHON), "-c", code, db_url], capture_output=True, text=True, timeout=120, check=False)
     key = done.stdout.strip()
     return key if done.returncode == 0 and key.startswith("kmy_") else None
+
+
+@contextmanager
+def scale_out(workdir: Path) -> Iterator[tuple[list[str], list[Path], str | None]]:
+    """PostgreSQL + Redis + 2 × `serve --no-workers` + 2 × `worker`; yields (API base URLs, their logs, key)."""
+    sys.path.insert(0, str(ROOT))
+    from tests.support.services import postgres_server, psql, redis_server
+    from tests.support.topology import environment
+    from tests.support.topology import scale_out as topology
+
+    with postgres_server() as admin, redis_server() as redis:
+        psql(admin, "CREATE DATABASE kamiyo_load")
+        db_url = f"{admin}/kamiyo_load"
+        env = environment(db_url, redis.url, KAMIYO_RATE_LIMITS="off", KAMIYO_OFFLINE="1", KAMIYO_LOG_LEVEL="INFO")
+        subprocess.run([str(KAMIYO), "db", "upgrade"], env=env, check=True, capture_output=True, timeout=300)
+        seeded = {**env, "KAMIYO_SEED": "1"}  # the first API process to start seeds, as `make run` does
+        with topology(seeded, workdir, apis=2, workers=2, timeout=START_TIMEOUT_S) as running:
+            key = make_key(db_url)
+            yield running.api_urls, [p.log for p in running.apis], key
 
 
 @contextmanager
@@ -231,6 +258,7 @@ def _ms(text: str) -> float:
 
 
 def run_wrk(base: str, mix: list[tuple[str, dict[str, str]]], duration: int, connections: int, tmp: Path) -> Result:
+    tmp.mkdir(parents=True, exist_ok=True)
     script = tmp / "mix.lua"
     script.write_text(_lua(mix))
     cmd = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "--latency", "-s", str(script)]
@@ -277,18 +305,25 @@ async def _connection(host: str, port: int, requests: list[bytes], deadline: flo
         writer.close()
 
 
-def run_python(base: str, mix: list[tuple[str, dict[str, str]]], duration: int, connections: int) -> Result:
-    parts = urlsplit(base)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    requests = [
-        (f"GET {p} HTTP/1.1\r\nHost: {host}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in h.items()) + "\r\n").encode()
-        for p, h in mix
-    ]
+def _raw_request(host: str, path: str, headers: dict[str, str]) -> bytes:
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}", *(f"{k}: {v}" for k, v in headers.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def run_python(bases: list[str], mix: list[tuple[str, dict[str, str]]], duration: int, connections: int) -> Result:
+    """Connections spread round-robin over `bases`; one tally for all."""
+    targets = []
+    for base in bases:
+        parts = urlsplit(base)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        requests = [_raw_request(host, path, headers) for path, headers in mix]
+        targets.append((host, port, requests))
     tally: dict[str, Any] = {"latencies": [], "statuses": Counter(), "errors": 0}
 
     async def drive() -> None:
         deadline = time.monotonic() + duration
-        await asyncio.gather(*(_connection(host, port, requests, deadline, tally) for _ in range(connections)))
+        conns = [_connection(*targets[n % len(targets)], deadline, tally) for n in range(connections)]
+        await asyncio.gather(*conns)
 
     asyncio.run(drive())
     lat = sorted(tally["latencies"])
@@ -309,6 +344,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=int, default=60, help="Seconds of load (max 600).")
     parser.add_argument("--connections", type=int, default=1000, help="Concurrent keep-alive connections.")
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument("--topology", choices=("embedded", "scale-out"), default="embedded")
     parser.add_argument("--url", help="Drive an already running server on loopback instead of starting one.")
     parser.add_argument("--key", help="API key for the keyed calls with --url.")
     parser.add_argument("--seed", type=int, default=7)
@@ -320,17 +356,43 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def drive(args: argparse.Namespace, base: str, key: str | None, tmp: Path) -> Result:
-    mix = request_mix(base, key, random.Random(args.seed))
-    check_mix(base, mix)
+def merge(results: list[Result]) -> Result:
+    """One Result from one wrk per API process: counts add up, each percentile is the worse of the two."""
+    if len(results) == 1:
+        return results[0]
+    merged = Result(results[0].loadgen, results[0].duration_s, sum(r.connections for r in results))
+    merged.requests = sum(r.requests for r in results)
+    merged.rps = round(sum(r.rps for r in results), 1)
+    merged.non_2xx = sum(r.non_2xx for r in results)
+    merged.socket_errors = sum(r.socket_errors for r in results)
+    for result in results:
+        for kind, n in result.socket_error_kinds.items():
+            merged.socket_error_kinds[kind] = merged.socket_error_kinds.get(kind, 0) + n
+        for pct, ms in result.latency_ms.items():
+            merged.latency_ms[pct] = max(ms, merged.latency_ms.get(pct, 0.0))
+    return merged
+
+
+def drive(args: argparse.Namespace, bases: list[str], key: str | None, tmp: Path) -> Result:
+    mix = request_mix(bases[0], key, random.Random(args.seed))
+    for base in bases:
+        check_mix(base, mix)
     loadgen = "wrk" if args.loadgen in ("auto", "wrk") and shutil.which("wrk") else "python"
     if args.loadgen == "wrk" and loadgen != "wrk":
         raise SystemExit("--loadgen wrk: wrk is not installed (apt-get install -y wrk)")
-    print(f"driving {base} with {loadgen}: {args.connections} connections for {args.duration} s", flush=True)
+    print(
+        f"driving {', '.join(bases)} with {loadgen}: {args.connections} connections for {args.duration} s", flush=True
+    )
     if loadgen == "wrk":
-        result = run_wrk(base, mix, args.duration, args.connections, tmp)
+        share = [args.connections // len(bases) + (n < args.connections % len(bases)) for n in range(len(bases))]
+        with ThreadPoolExecutor(len(bases)) as pool:
+            runs = [
+                pool.submit(run_wrk, base, mix, args.duration, conns, tmp / f"wrk{n}")
+                for n, (base, conns) in enumerate(zip(bases, share, strict=True))
+            ]
+            result = merge([run.result() for run in runs])
     else:
-        result = run_python(base, mix, args.duration, args.connections)
+        result = run_python(bases, mix, args.duration, args.connections)
     result.keyed_share = round(sum(1 for _, h in mix if h) / len(mix), 3)
     return result
 
@@ -353,17 +415,30 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="kamiyo-load-") as tmp_name:
         tmp = Path(tmp_name)
         if args.url:
-            result = drive(args, args.url.rstrip("/"), args.key, tmp)
+            result = drive(args, [args.url.rstrip("/")], args.key, tmp)
         else:
-            port = free_port()
-            with server(tmp, port) as (_, log, key):
-                result = drive(args, f"http://127.0.0.1:{port}", key, tmp)
-                time.sleep(1)  # let the last access lines reach the log
-                statuses = server_statuses(log)
+            with started(args.topology, tmp) as (bases, logs, key):
+                result = drive(args, bases, key, tmp)
+                time.sleep(1)  # let the last access lines reach the logs
+                statuses: Counter[str] = Counter()
+                for log in logs:
+                    statuses.update(server_statuses(log))
             result.server_statuses = dict(sorted(statuses.items()))
             result.server_5xx = sum(n for s, n in statuses.items() if s.startswith("5"))
+        result.topology = "external" if args.url else args.topology
     print(f"results: {report(result)}")
     return 0 if (result.server_5xx or 0) == 0 else 1
+
+
+@contextmanager
+def started(topology: str, tmp: Path) -> Iterator[tuple[list[str], list[Path], str | None]]:
+    if topology == "scale-out":
+        with scale_out(tmp) as found:
+            yield found
+        return
+    port = free_port()
+    with server(tmp, port) as (_, log, key):
+        yield [f"http://127.0.0.1:{port}"], [log], key
 
 
 if __name__ == "__main__":
