@@ -115,12 +115,17 @@ async def run_worker(settings: Settings, *, ingest: bool, deliver: bool, console
         if ingest and settings.offline:
             console.print("[yellow]KAMIYO_OFFLINE is set: the ingest scheduler does not run")
         elif ingest:
+            from kamiyo.enrich.schedule import EnrichScheduler
             from kamiyo.ingest.scheduler import IngestScheduler
 
             scheduler = IngestScheduler(db, settings)
             await scheduler.start()
             running.append(scheduler)
-            console.print(f"ingest scheduler running: {len(scheduler.sources)} sources")
+            enrich = EnrichScheduler(db, settings)
+            await enrich.start()
+            running.append(enrich)
+            jobs = ", ".join(enrich.status["jobs"])
+            console.print(f"ingest scheduler running: {len(scheduler.sources)} sources; enrichment jobs: {jobs}")
         if deliver:
             running.extend(await _start_delivery(db, settings, console))
         if settings.backup_interval_seconds > 0:  # the daily backup (kamiyo.ops.schedule)
