@@ -119,7 +119,13 @@ def stack(postgres_admin: str, postgres_template: str, tmp_path_factory: pytest.
             redis.url,
             KAMIYO_SECRET_KEY=SECRET_KEY,
             KAMIYO_ANON_RATE_LIMIT=f"{ANON_PER_DAY}/day",
-            KAMIYO_SOURCE_URLS=json.dumps(sources.source_urls(*REGISTRY)),
+            KAMIYO_SOURCE_URLS=json.dumps(  # every fetch stays on loopback, label feeds included
+                {
+                    **sources.source_urls(*REGISTRY),
+                    "ofac": f"{sources.base_url}/labels/sdn.csv",
+                    "scamsniffer": f"{sources.base_url}/labels/all.json",
+                }
+            ),
             KAMIYO_ALLOW_HTTP_WEBHOOKS="1",
             KAMIYO_WEBHOOK_TIMEOUT="2",
             KAMIYO_DELIVERY_LEASE=str(LEASE_SECONDS),
