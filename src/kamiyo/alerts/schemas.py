@@ -51,7 +51,9 @@ class ChannelOut(BaseModel):
     description: str
     filters: SubscriptionFilters
     enabled: bool
-    disabled_reason: str | None
+    disabled_reason: str | None = Field(
+        description="Why Kamiyo disabled the channel (its destination refused, failures in a row, `plan limit: …`)."
+    )
     consecutive_failures: int
     created_at: datetime
     updated_at: datetime

@@ -14,6 +14,7 @@ from kamiyo.alerts.schemas import ChannelUpdate
 from kamiyo.config import Settings
 from kamiyo.delivery.filters import SubscriptionFilters, load_filters
 from kamiyo.delivery.models import AlertChannel
+from kamiyo.delivery.plan_limits import check_room_to_enable
 from kamiyo.delivery.queue import bump_subscriptions
 from kamiyo.delivery.service import check_limit
 from kamiyo.errors import InvalidInput, KamiyoError, NotFound
@@ -155,6 +156,7 @@ async def update_channel(
         channel.filters, channel.min_amount_usd = filters.stored(), filters.min_amount_usd
     if data.enabled is not None:
         if data.enabled and not channel.enabled:
+            await check_room_to_enable(session, AlertChannel, channel.user_id)
             channel.disabled_reason, channel.consecutive_failures = None, 0
         channel.enabled = data.enabled
     channel.updated_at = now

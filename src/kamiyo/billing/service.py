@@ -21,6 +21,7 @@ from kamiyo.accounts.models import User
 from kamiyo.billing.models import Subscription
 from kamiyo.billing.stripe_api import BillingNotConfigured, require_billing, stripe_client
 from kamiyo.config import Settings
+from kamiyo.delivery.plan_limits import apply_plan
 from kamiyo.errors import Conflict, InvalidInput
 from kamiyo.kit.timeutil import utcnow
 from kamiyo.tiers import PAID_TIERS, best, get_tier, stripe_price
@@ -55,6 +56,7 @@ async def rederive_tier(session: AsyncSession, user: User) -> str:
         if tier != user.tier:
             user.tier = tier
             user.updated_at = utcnow()
+            await apply_plan(session, user.id, tier)
     return user.tier
 
 

@@ -40,7 +40,7 @@ class WebhookOut(BaseModel):
     filters: SubscriptionFilters
     enabled: bool
     disabled_reason: str | None = Field(
-        description="Why Kamiyo disabled the endpoint (410 Gone, 20 failures in a row)."
+        description="Why Kamiyo disabled the endpoint (410 Gone, 20 failures in a row, `plan limit: …`)."
     )
     consecutive_failures: int
     previous_secret_expires_at: datetime | None = Field(

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kamiyo.config import Settings
 from kamiyo.delivery.filters import SubscriptionFilters, load_filters
 from kamiyo.delivery.models import UserWebhook
+from kamiyo.delivery.plan_limits import check_room_to_enable
 from kamiyo.delivery.queue import bump_subscriptions
 from kamiyo.delivery.service import check_limit
 from kamiyo.errors import InvalidInput, NotFound
@@ -110,6 +111,7 @@ async def update_webhook(
         hook.filters, hook.min_amount_usd = _filters(data.filters)
     if data.enabled is not None:
         if data.enabled and not hook.enabled:
+            await check_room_to_enable(session, UserWebhook, hook.user_id)
             hook.disabled_reason, hook.consecutive_failures = None, 0
         hook.enabled = data.enabled
     hook.updated_at = now
