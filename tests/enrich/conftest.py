@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.services import http_server
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "enrich"
 
@@ -27,10 +28,5 @@ def feed_server() -> Iterator[tuple[str, list[str]]]:
             seen.append(self.headers.get("If-Modified-Since") or "")
             super().do_GET()
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(FIXTURES)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with http_server(functools.partial(Handler, directory=str(FIXTURES))) as url:
+        yield url, seen

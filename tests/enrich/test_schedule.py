@@ -55,6 +55,7 @@ async def test_the_jobs_verify_transactions_and_refresh_labels_on_their_timers(
 
             assert await _until(verified)
             assert await _until(lambda: len(seen) >= 4)  # two turns of both feeds
+            assert await _until(lambda: "verify" in scheduler.status["runs"])
         finally:
             await scheduler.stop()
     assert (LAZARUS, "ofac") in await _stored(database)

@@ -16,7 +16,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
@@ -30,7 +30,7 @@ from tests.conftest import _fresh_postgres
 from tests.delivery.support import SECRET_KEY, add_webhook, ingest, make_user, report
 from tests.ops.helpers import samples
 from tests.sources.fixture_server import FixtureServer, fixture_server
-from tests.support.services import RedisServer, redis_server
+from tests.support.services import RedisServer, http_server, redis_server
 from tests.support.topology import Topology, environment, scale_out
 
 ANON_PER_DAY = 12
@@ -87,17 +87,9 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
                 self.end_headers()
                 self.wfile.write(b"ok")
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, name="webhook-receiver", daemon=True)
-    thread.start()
-    try:
+    with http_server(Handler) as url:
+        state.url = url
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
 
 
 @dataclass

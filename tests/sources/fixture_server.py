@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from tests.support.services import http_server
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sources"
 MODES = ("empty", "500", "slow", "malformed", "304")
@@ -116,15 +117,6 @@ def _handler(server: FixtureServer) -> type[BaseHTTPRequestHandler]:
 def fixture_server() -> Iterator[FixtureServer]:
     """Start the server on a free loopback port; stop it (without waiting for slow answers) after."""
     state = FixtureServer(base_url="")
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    httpd.daemon_threads = True
-    httpd.block_on_close = False
-    state.base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, name="fixture-server", daemon=True)
-    thread.start()
-    try:
+    with http_server(_handler(state)) as url:
+        state.base_url = url
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
-import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
@@ -20,6 +20,7 @@ from kamiyo.sources.base import Report
 from kamiyo.sources.http import Fetcher, FetchError, FetchPolicy, SourceContext, new_client
 from tests.conftest import make_client, make_settings
 from tests.sources.fixture_server import FIXTURES, FixtureServer, fixture_server
+from tests.support.services import http_server
 
 KEYED = {"x_peckshield", "x_certik", "x_phalcon", "x_tenarmor", "x_metatrust", "defi_rekt", "forta", "chainabuse"}
 
@@ -77,18 +78,12 @@ class Recorder:
 
 @pytest.fixture
 def recorder_url() -> Iterator[Any]:
-    servers: list[ThreadingHTTPServer] = []
+    with contextlib.ExitStack() as servers:
 
-    def start(recorder: Recorder) -> str:
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), recorder.handler())
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
-        servers.append(httpd)
-        return f"http://127.0.0.1:{httpd.server_address[1]}/api"
+        def start(recorder: Recorder) -> str:
+            return servers.enter_context(http_server(recorder.handler())) + "/api"
 
-    yield start
-    for httpd in servers:
-        httpd.shutdown()
-        httpd.server_close()
+        yield start
 
 
 def test_every_keyed_source_declares_its_variable() -> None:

@@ -9,9 +9,12 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
+from http.server import ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -108,6 +111,23 @@ def psql(admin_url: str, sql: str) -> None:
             await conn.close()
 
     asyncio.run(run())
+
+
+@contextlib.contextmanager
+def http_server(handler: Any) -> Iterator[str]:
+    """A threaded HTTP server on a free loopback port for `handler` (a BaseHTTPRequestHandler class or factory);
+    yields its base URL, and shuts it down without waiting for requests still being answered."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    httpd.block_on_close = False
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
 
 
 def wait_for_port(port: int, timeout: float = 20.0) -> None:

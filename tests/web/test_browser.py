@@ -8,11 +8,10 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
@@ -22,6 +21,7 @@ from standardwebhooks import Webhook
 
 from kamiyo.accounts import service as accounts
 from kamiyo.db import Database
+from tests.support.services import http_server
 from tests.web.conftest import ARTIFACTS, LIVE_DATABASES, WIDTHS, Watched
 
 pytestmark = pytest.mark.timeout(240)
@@ -268,15 +268,9 @@ def receiver() -> Iterator[Received]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    received.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with http_server(Handler) as url:
+        received.url = url
         yield received
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _add_user(database_url: str, email: str, password: str, tier: str) -> None:
