@@ -44,8 +44,10 @@ async def apply_plan(session: AsyncSession, user_id: int, tier: str) -> PlanChan
     plan = get_tier(tier)
     change = PlanChange()
     now = utcnow()
-    for model in (UserWebhook, AlertChannel):
-        rows = list((await session.execute(select(model).where(model.user_id == user_id).order_by(model.id))).scalars())
+    models: tuple[type[UserWebhook] | type[AlertChannel], ...] = (UserWebhook, AlertChannel)
+    for model in models:
+        found = await session.execute(select(model).where(model.user_id == user_id).order_by(model.id))
+        rows: list[Any] = list(found.scalars())
         room = _limit(plan, model) - sum(1 for row in rows if row.enabled)
         for row in reversed(rows):  # over the limit: the newest go first
             if room >= 0:
