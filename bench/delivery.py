@@ -11,7 +11,8 @@ Workloads (all traffic to 127.0.0.1; every wait is time-bounded; child processes
 3. matching: one event against 100,000 subscriptions with mixed filters (target ≤ 10 ms), plus the
    time to load the index of 100,000 rows from SQLite.
 
-    .venv/bin/python bench/delivery.py [--endpoints N] [--events N] [--subscriptions N] [--skip-postgres]
+    .venv/bin/python bench/delivery.py [--endpoints N] [--events N] [--subscriptions N]
+        [--skip-postgres | --skip-sqlite] [--only matching,fanout,latency] [--profile DIR]
 
 Results are printed and written to bench/results/delivery-<timestamp>.json. Exit code 0 when every
 target passes, 1 otherwise.
@@ -272,7 +273,8 @@ async def count_succeeded(db_url: str) -> int:
 # -- workloads ------------------------------------------------------------------------------------------
 
 
-async def fanout(db_url: str, endpoints: int, worker_count: int) -> dict[str, Any]:
+async def fanout(db_url: str, endpoints: int, worker_count: int, profile: Path | None = None) -> dict[str, Any]:
+    """`profile`: a folder for one py-spy profile per worker (collapsed stacks), taken during the fan-out."""
     from kamiyo.db import Database
 
     async with ReceiverProcess() as rx:
@@ -280,27 +282,100 @@ async def fanout(db_url: str, endpoints: int, worker_count: int) -> dict[str, An
         db = Database(db_url)
         try:
             async with workers(db_url, worker_count) as procs:
+                spies = await _start_profilers(procs, profile, db_url) if profile else []
                 await asyncio.sleep(0.5)
-                cpu_before = sum(cpu_seconds(p.pid) for p in procs)
+                cpu_before = [cpu_seconds(p.pid) for p in procs]
+                assert rx.proc is not None
+                rx_cpu_before = cpu_seconds(rx.proc.pid)
+                pg_before = await postgres_cpu(db_url)
                 started = await ingest_one(db)
                 complete = await rx.wait_count(endpoints, 60)
                 seconds = (rx.arrivals[-1] if rx.arrivals else time.monotonic()) - started
                 await asyncio.sleep(1.0)  # let the last outcomes be recorded
-                worker_cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu_before
+                worker_cpu = [cpu_seconds(p.pid) - before for p, before in zip(procs, cpu_before, strict=True)]
+                receiver_cpu = cpu_seconds(rx.proc.pid) - rx_cpu_before
+                pg_after = await postgres_cpu(db_url)
+                pg_cpu = sum(cpu - pg_before.get(pid, 0.0) for pid, cpu in pg_after.items()) if pg_after else None
+                await _stop_profilers(spies)
         finally:
             await db.dispose()
         received = len(rx.arrivals)
+        arrivals = [t - started for t in rx.arrivals]
     return {
         "endpoints": endpoints,
         "workers": worker_count,
         "received": received,
         "complete": complete,
         "seconds": round(seconds, 3),
+        "first_receipt_s": round(arrivals[0], 3) if arrivals else None,
+        "half_received_s": round(arrivals[len(arrivals) // 2], 3) if arrivals else None,
         "per_second": round(endpoints / seconds) if seconds > 0 else None,
-        "worker_cpu_ms_per_delivery": round(worker_cpu / endpoints * 1000, 3),
+        "worker_cpu_ms_per_delivery": round(sum(worker_cpu) / endpoints * 1000, 3),
+        "worker_cpu_s": [round(c, 2) for c in worker_cpu],
+        "receiver_cpu_s": round(receiver_cpu, 2),
+        "postgres_cpu_s": round(pg_cpu, 2) if pg_cpu is not None else None,
         "load_average": os.getloadavg()[0],
         "succeeded_rows": await count_succeeded(db_url),
     }
+
+
+async def postgres_cpu(db_url: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend and background process (empty on SQLite)."""
+    if not db_url.startswith("postgresql"):
+        return {}
+    import asyncpg
+
+    conn = await asyncpg.connect(db_url)
+    try:
+        pids = [r[0] for r in await conn.fetch("SELECT pid FROM pg_stat_activity")]
+    finally:
+        await conn.close()
+    found = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            found[pid] = cpu_seconds(pid)
+    return found
+
+
+async def _start_profilers(
+    procs: list[asyncio.subprocess.Process], folder: Path, db_url: str
+) -> list[asyncio.subprocess.Process]:
+    """py-spy (installed into the venv by hand, not a dependency) attached to each worker, 250 samples/s."""
+    spy = Path(sys.executable).with_name("py-spy")
+    folder.mkdir(parents=True, exist_ok=True)
+    backend = db_url.split(":", 1)[0].split("+", 1)[0]
+    spies = []
+    for i, proc in enumerate(procs):
+        out = folder / f"{backend}-worker{i}.txt"
+        spies.append(
+            await asyncio.create_subprocess_exec(
+                str(spy),
+                "record",
+                "--pid",
+                str(proc.pid),
+                "--rate",
+                "250",
+                "--format",
+                "raw",
+                "--output",
+                str(out),
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+        )
+    await asyncio.sleep(1.0)  # py-spy needs a moment to attach
+    return spies
+
+
+async def _stop_profilers(spies: list[asyncio.subprocess.Process]) -> None:
+    for spy in spies:
+        spy.send_signal(signal.SIGINT)
+    for spy in spies:
+        try:
+            await asyncio.wait_for(spy.wait(), 20)
+        except TimeoutError:
+            spy.kill()
+            await spy.wait()
 
 
 async def latency(db_url: str, events: int, mode: str) -> dict[str, Any]:
@@ -451,10 +526,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if "matching" in parts:
             results["matching"] = await matching(args.subscriptions, tmp)
             print("matching", results["matching"], flush=True)
-        if "fanout" in parts:
-            results["fanout_sqlite"] = await fanout(f"sqlite:///{tmp / 'fanout.db'}", args.endpoints, 1)
+        if "fanout" in parts and not args.skip_sqlite:
+            results["fanout_sqlite"] = await fanout(f"sqlite:///{tmp / 'fanout.db'}", args.endpoints, 1, args.profile)
             print("fan-out sqlite", results["fanout_sqlite"], flush=True)
-        if "latency" in parts:
+        if "latency" in parts and not args.skip_sqlite:
             for key, mode in (("latency_embedded_sqlite", "embedded"), ("latency_process_sqlite", "process")):
                 results[key] = await latency(f"sqlite:///{tmp / (mode + '.db')}", args.events, mode)
                 print(key, results[key], flush=True)
@@ -469,7 +544,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     for name in ("fanout", "latency"):
                         await asyncio.to_thread(psql, admin, f"CREATE DATABASE bench_{name}")
                     if "fanout" in parts:
-                        results["fanout_postgres"] = await fanout(f"{admin}/bench_fanout", args.endpoints, 2)
+                        results["fanout_postgres"] = await fanout(
+                            f"{admin}/bench_fanout", args.endpoints, 2, args.profile
+                        )
                         print("fan-out postgres", results["fanout_postgres"], flush=True)
                     if "latency" in parts:
                         lat = await latency(f"{admin}/bench_latency", args.events, "process")
@@ -503,7 +580,9 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=200)
     parser.add_argument("--subscriptions", type=int, default=100_000)
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--skip-sqlite", action="store_true", help="run fan-out and latency on PostgreSQL only")
     parser.add_argument("--only", default="matching,fanout,latency", help="comma list of parts to run")
+    parser.add_argument("--profile", type=Path, help="folder for py-spy profiles of the fan-out workers")
     args = parser.parse_args()
     if args.receiver:
         run_receiver(args.receiver)

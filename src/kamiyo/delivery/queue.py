@@ -60,8 +60,8 @@ class Outcome:
 
 
 async def next_due(session: AsyncSession, queue: QueueKind) -> datetime | None:
-    model = queue.model
-    found = await session.execute(select(func.min(model.next_attempt_at)).where(model.status == "pending"))
+    table: Any = queue.model.__table__
+    found = await session.execute(select(func.min(table.c.next_attempt_at)).where(table.c.status == "pending"))
     value = found.scalar()
     if isinstance(value, str):  # SQLite aggregate over a datetime column answers text
         from kamiyo.kit.timeutil import as_utc
@@ -79,25 +79,34 @@ async def claim(
     limit: int,
     exclude_targets: Collection[int] = (),
 ) -> list[Claimed]:
-    model = queue.model
-    target_col = getattr(model, queue.target_fk)
-    due = select(model.id).where(model.status == "pending", model.next_attempt_at <= now)
+    """Lease up to `limit` due rows, oldest due first. Core statements (no ORM layer): this runs per batch."""
+    table: Any = queue.model.__table__
+    c = table.c
+    target_col = c[queue.target_fk]
+    due = select(c.id).where(c.status == "pending", c.next_attempt_at <= now)
     if exclude_targets:
         due = due.where(target_col.not_in(list(exclude_targets)))
-    due = due.order_by(model.next_attempt_at).limit(limit)
+    due = due.order_by(c.next_attempt_at).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
     stmt = (
-        update(model)
-        .where(model.id.in_(due.scalar_subquery()))
+        update(table)
+        .where(c.id.in_(due.scalar_subquery()))
         .values(next_attempt_at=now + lease)
-        .returning(
-            model.id, target_col, model.message_id, model.body, model.attempts, model.event_type, model.created_at
-        )
-        .execution_options(synchronize_session=False)
+        .returning(c.id, target_col, c.message_id, c.body, c.attempts, c.event_type, c.created_at)
     )
     rows = await session.execute(stmt)
     return [Claimed(queue, *r) for r in rows]
+
+
+async def release(session: AsyncSession, queue: QueueKind, ids: Sequence[int], now: datetime) -> None:
+    """Give claimed rows that were not sent back to the queue: due at `now` instead of at their lease's end."""
+    table: Any = queue.model.__table__
+    for start in range(0, len(ids), 5000):
+        chunk = list(ids[start : start + 5000])
+        await session.execute(
+            update(table).where(table.c.id.in_(chunk), table.c.status == "pending").values(next_attempt_at=now)
+        )
 
 
 def _row_values(outcome: Outcome, now: datetime, schedule: list[float]) -> dict[str, Any]:

@@ -141,8 +141,8 @@ async def send_test(
     db: Database, settings: Settings, queue: QueueKind, target_id: int, body: str, extra: dict[str, Any]
 ) -> tuple[SendResult, dict[str, Any]]:
     """One attempt now, outside any long transaction: write the row (leased), send, record the outcome."""
+    from kamiyo.delivery.attempt import send_one
     from kamiyo.delivery.targets import TargetCache
-    from kamiyo.delivery.worker import send_one
     from kamiyo.kit.timeutil import utcnow
 
     now = utcnow()

@@ -7,7 +7,6 @@ secret; during a rotation window one signature per active secret, separated by s
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 from collections.abc import Sequence
 
@@ -18,8 +17,8 @@ USER_AGENT = f"Kamiyo-Webhooks/{__version__}"
 
 
 def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
-    mac = hmac.new(secret_bytes(secret), f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256)
-    return "v1," + base64.b64encode(mac.digest()).decode()
+    mac = hmac.digest(secret_bytes(secret), f"{message_id}.{timestamp}.".encode() + body, "sha256")
+    return "v1," + base64.b64encode(mac).decode()
 
 
 def webhook_headers(message_id: str, timestamp: int, body: bytes, secrets: Sequence[str]) -> dict[str, str]:

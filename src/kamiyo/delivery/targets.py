@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import BigInteger, any_, bindparam, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.config import Settings
@@ -20,23 +21,24 @@ from kamiyo.delivery.queue import ALERTS, WEBHOOKS, Claimed
 from kamiyo.kit.crypto import SecretBox
 
 MAX_CACHE = 50_000
-_WEBHOOK_COLUMNS = (
-    UserWebhook.id,
-    UserWebhook.url,
-    UserWebhook.secret_enc,
-    UserWebhook.previous_secret_enc,
-    UserWebhook.previous_secret_expires_at,
-    UserWebhook.enabled,
-    UserWebhook.disabled_reason,
-    UserWebhook.consecutive_failures,
+_HOOKS: Any = UserWebhook.__table__
+_CHANNELS: Any = AlertChannel.__table__
+# Core columns, not ORM attributes: loaded once per claimed batch, without the ORM layer.
+_WEBHOOK_COLUMNS = tuple(
+    _HOOKS.c[name]
+    for name in (
+        "id",
+        "url",
+        "secret_enc",
+        "previous_secret_enc",
+        "previous_secret_expires_at",
+        "enabled",
+        "disabled_reason",
+        "consecutive_failures",
+    )
 )
-_CHANNEL_COLUMNS = (
-    AlertChannel.id,
-    AlertChannel.kind,
-    AlertChannel.target_enc,
-    AlertChannel.enabled,
-    AlertChannel.disabled_reason,
-    AlertChannel.consecutive_failures,
+_CHANNEL_COLUMNS = tuple(
+    _CHANNELS.c[name] for name in ("id", "kind", "target_enc", "enabled", "disabled_reason", "consecutive_failures")
 )
 
 
@@ -87,13 +89,16 @@ class TargetCache:
 
     async def load(self, session: AsyncSession, claimed: Sequence[Claimed]) -> dict[tuple[str, int], Target]:
         found: dict[tuple[str, int], Target] = {}
+        pg = session.get_bind().dialect.name == "postgresql"
         hook_ids = list({c.target_id for c in claimed if c.queue is WEBHOOKS})
         if hook_ids:
-            for w in await session.execute(select(*_WEBHOOK_COLUMNS).where(UserWebhook.id.in_(hook_ids))):
+            hooks = select(*_WEBHOOK_COLUMNS).where(_id_in(_HOOKS.c.id, hook_ids, pg))
+            for w in await session.execute(hooks, {"ids": hook_ids} if pg else {}):
                 found[(WEBHOOKS.name, w.id)] = self.webhook(w)
         channel_ids = list({c.target_id for c in claimed if c.queue is ALERTS})
         if channel_ids:
-            for ch in await session.execute(select(*_CHANNEL_COLUMNS).where(AlertChannel.id.in_(channel_ids))):
+            channels = select(*_CHANNEL_COLUMNS).where(_id_in(_CHANNELS.c.id, channel_ids, pg))
+            for ch in await session.execute(channels, {"ids": channel_ids} if pg else {}):
                 found[(ALERTS.name, ch.id)] = ChannelTarget(
                     ch.id, ch.kind, self.decrypt(ch.target_enc), ch.enabled, ch.disabled_reason, ch.consecutive_failures
                 )
@@ -110,3 +115,10 @@ class TargetCache:
             disabled_reason=w.disabled_reason,
             consecutive_failures=w.consecutive_failures,
         )
+
+
+def _id_in(column: Any, ids: list[int], pg: bool) -> Any:
+    """`= ANY(:ids)` on PostgreSQL: one statement text (prepared once) whatever the count, unlike `IN (…)`."""
+    if pg:
+        return column == any_(bindparam("ids", type_=postgresql.ARRAY(BigInteger)))
+    return column.in_(ids)
