@@ -209,6 +209,57 @@ def measure_stats(db: Path) -> dict[str, Any]:
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
+async def _time_list_mix(db: Path, paths: list[str], limit_s: float) -> dict[str, Any]:
+    import httpx
+
+    from kamiyo.app import create_app
+    from kamiyo.config import Settings
+
+    env = {k: v for k, v in base_env(db).items() if k.startswith("KAMIYO_")}
+    env.update(KAMIYO_RESPONSE_CACHE_SECONDS="0", KAMIYO_RATE_LIMITS="off", KAMIYO_LOG_LEVEL="WARNING")
+    app = create_app(Settings(_env_file=None, **env))  # type: ignore[call-arg]
+    samples: dict[str, float] = {}
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=f"http://{HOST}") as client:
+            await client.get(paths[0])  # warm SQLite's page cache and the planner's statistics
+            deadline = time.perf_counter() + limit_s
+            for path in paths:
+                if time.perf_counter() > deadline:
+                    break
+                started = time.perf_counter()
+                response = await client.get(path)
+                samples[path] = (time.perf_counter() - started) * 1000
+                if response.status_code != 200:
+                    raise RuntimeError(f"{path}: status {response.status_code}")
+    return _mix_figures(samples)
+
+
+def _mix_figures(samples: dict[str, float]) -> dict[str, Any]:
+    ordered = sorted(samples.values())
+    searches = sorted(ms for path, ms in samples.items() if "q=" in path)
+    slowest = sorted(samples.items(), key=lambda item: -item[1])[:5]
+    return {
+        "urls": len(ordered),
+        "median_ms": round(statistics.median(ordered), 2),
+        "p90_ms": round(ordered[int(len(ordered) * 0.9)], 2),
+        "max_ms": round(ordered[-1], 2),
+        "total_s": round(sum(ordered) / 1000, 2),
+        "search_urls": len(searches),
+        "search_median_ms": round(statistics.median(searches), 2) if searches else None,
+        "slowest": [{"url": path, "ms": round(ms, 1)} for path, ms in slowest],
+    }
+
+
+def measure_list_mix(db: Path, paths: list[str]) -> dict[str, Any]:
+    """Each /exploits URL of the load test once, cold (response cache off), through the app in-process."""
+    try:
+        return asyncio.run(_time_list_mix(db, paths, 120.0))
+    except Exception as exc:  # report and go on to the load test
+        print(f"list mix: in-process measurement failed: {type(exc).__name__}: {exc}")
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
 # ---------------------------------------------------------------------------------------------
 # URL mixes
 # ---------------------------------------------------------------------------------------------
@@ -639,6 +690,15 @@ def print_report(report: dict[str, Any], results: list[LoadResult]) -> None:
             )
         else:
             print(f"stats uncached: {figures}")
+    mix = report.get("list_mix_uncached", {})
+    if "median_ms" in mix:
+        print(
+            f"/exploits mix uncached, in-process: {mix['urls']} URLs once each, median {mix['median_ms']:.1f} ms, "
+            f"p90 {mix['p90_ms']:.1f} ms, max {mix['max_ms']:.1f} ms, total {mix['total_s']:.1f} s "
+            f"({mix['search_urls']} with q=: median {mix['search_median_ms'] or 0:.1f} ms)"
+        )
+    elif mix:
+        print(f"/exploits mix uncached: {mix.get('error')}")
     print(f"machine load average (1, 5, 15 min) at the end: {report['config']['load_average_at_end']}")
     print()
     print_table(results)
@@ -696,7 +756,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         jsonl, import_s = prepare_db(args)
         stats = measure_stats(args.db)
-        results = load_test(args, endpoint_urls(args, jsonl), loadgen)
+        urls = endpoint_urls(args, jsonl)
+        mix = measure_list_mix(args.db, urls["/exploits"])
+        results = load_test(args, urls, loadgen)
     except KeyboardInterrupt:
         print("interrupted: server stopped")
         return 130
@@ -704,6 +766,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmark failed: {exc}")
         return 2
     report = build_report(args, loadgen, import_s, stats, results)
+    report["list_mix_uncached"] = mix
     print_report(report, results)
     print(f"\nresults: {save(report)}")
     verdicts = [r.verdict for r in results] + [report["import"]["verdict"]]
