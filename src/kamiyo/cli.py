@@ -116,32 +116,23 @@ def _progress() -> Progress:
 
 async def _import(path: Path, notify: bool) -> tuple[int, int, int, list[tuple[int, str]]]:
     from kamiyo.db import Database, analyze
+    from kamiyo.ingest.bulk import import_reports
     from kamiyo.ingest.importer import ImportProblems, iter_reports
-    from kamiyo.ingest.store import StoreResult, store_reports
     from kamiyo.kit.timeutil import utcnow
 
     settings = get_settings()
     db = Database(settings.database_url)
     problems = ImportProblems()
-    total = StoreResult()
     notify_since = utcnow() - settings.alert_max_age_delta if notify else None
-    chunk: list[Any] = []
     try:
         with _progress() as progress:
             task = progress.add_task(f"importing {path.name}", total=None)
-
-            async def flush() -> None:
-                async with db.session() as session:
-                    total.add(await store_reports(session, chunk, notify_since=notify_since))
-                progress.advance(task, len(chunk))
-                chunk.clear()
-
-            for report in iter_reports(path, problems):
-                chunk.append(report)
-                if len(chunk) >= 20_000:
-                    await flush()
-            if chunk:
-                await flush()
+            total = await import_reports(
+                db,
+                iter_reports(path, problems),
+                notify_since=notify_since,
+                advance=lambda n: progress.advance(task, n),
+            )
         if total.reports_new > 10_000:
             await analyze(db.engine)
     finally:

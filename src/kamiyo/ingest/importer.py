@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,9 @@ from kamiyo.kit.timeutil import parse_when
 from kamiyo.sources.base import Report
 
 IMPORT_SOURCE = "import"
+# Chain and category columns repeat a few spellings over millions of rows: normalise each spelling once.
+_cached_chain = lru_cache(maxsize=4096)(normalise_chain)
+_cached_category = lru_cache(maxsize=4096)(normalise_category)
 
 
 class RowError(ValueError):
@@ -103,6 +107,14 @@ def _source_entries(row: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"source": str(row.get("source") or IMPORT_SOURCE)}]
 
 
+def _chain(value: Any) -> str | None:
+    return _cached_chain(value) if isinstance(value, str) else normalise_chain(value)
+
+
+def _category(value: Any) -> str:
+    return _cached_category(value) if isinstance(value, str) else normalise_category(value)
+
+
 def row_to_reports(row: dict[str, Any]) -> list[Report]:
     protocol = str(row.get("protocol") or "").strip()
     if not protocol:
@@ -110,7 +122,7 @@ def row_to_reports(row: dict[str, Any]) -> list[Report]:
     if "timestamp" not in row:
         raise RowError("timestamp: required")
     timestamp = _when(row["timestamp"], "timestamp")
-    chain = normalise_chain(row.get("chain")) or "other"
+    chain = _chain(row.get("chain")) or "other"
     tx_hash = normalise_tx_hash(row.get("tx_hash"), chain) if row.get("tx_hash") else None
     if row.get("tx_hash") and tx_hash is None:
         raise RowError("tx_hash: not a transaction hash for this chain")
@@ -123,7 +135,7 @@ def row_to_reports(row: dict[str, Any]) -> list[Report]:
         "amount_usd": _float(row, "amount_usd"),
         "recovered_usd": _float(row, "recovered_usd"),
         "amount_text": str(row["amount_text"])[:500] if row.get("amount_text") else None,
-        "category": normalise_category(row.get("category")),
+        "category": _category(row.get("category")),
         "description": str(row.get("description") or "")[:5000] or None,
         "attacker_address": normalise_address(row.get("attacker_address")),
     }

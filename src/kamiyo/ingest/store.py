@@ -148,7 +148,9 @@ async def _rederive(
     derived = [c for c in Exploit.__table__.c if c.name in DERIVED_FIELDS]
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
-        for row in await session.execute(select(*DERIVE_COLUMNS).where(ReportRow.exploit_id.in_(chunk))):
+        # In report order: equally trusted reports then always resolve the same way, whatever the engine's row order.
+        stmt = select(*DERIVE_COLUMNS).where(ReportRow.exploit_id.in_(chunk)).order_by(ReportRow.id)
+        for row in await session.execute(stmt):
             reports.setdefault(row.exploit_id, []).append(row)
         for row in await session.execute(select(Exploit.id, *derived).where(Exploit.id.in_(chunk))):
             exploits[row.id] = row._mapping
