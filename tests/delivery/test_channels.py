@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import email
 import json
-from collections.abc import AsyncIterator
 from email.message import Message
 from typing import Any
 
@@ -59,13 +58,6 @@ async def _settled(db: Database, channel_id: int) -> AlertSent:
     assert await wait_until(done, 10)
     [row] = await _sent(db, channel_id)
     return row
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = Database(db_url)
-    yield database
-    await database.dispose()
 
 
 async def test_discord_gets_an_embed(db_url: str, db: Database) -> None:

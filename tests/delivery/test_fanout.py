@@ -9,7 +9,6 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from aiohttp import web
 from sqlalchemy import func, insert, select, update
 
@@ -31,13 +30,6 @@ from tests.delivery.support import (
     running_worker,
     wait_until,
 )
-
-
-@pytest.fixture
-async def db(db_url: str) -> Database:
-    database = Database(db_url)
-    yield database  # type: ignore[misc]
-    await database.dispose()
 
 
 async def _add_webhooks(db: Database, user_id: int, urls: list[str]) -> None:

@@ -8,7 +8,6 @@ import json
 import time
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from aiohttp import web
 from sqlalchemy import select, update
 from standardwebhooks import Webhook
@@ -29,13 +28,6 @@ from tests.delivery.support import (
     running_worker,
     wait_until,
 )
-
-
-@pytest.fixture
-async def db(db_url: str) -> Database:
-    database = Database(db_url)
-    yield database  # type: ignore[misc]
-    await database.dispose()
 
 
 async def _settled(db: Database, hook_id: int, count: int = 1, timeout: float = 10.0) -> list[WebhookDelivery]:
