@@ -190,14 +190,22 @@ async def _action_refused(request: Request, session: SessionDep, user: User, hoo
     return None
 
 
-async def _switch(
-    request: Request, session: SessionDep, settings: SettingsDep, user: User | None, webhook_id: int, on: bool
-) -> Response:
+async def _acting_on(
+    request: Request, session: SessionDep, user: User | None, webhook_id: int
+) -> UserWebhook | Response:
+    """The user's endpoint an action is for, or the answer instead: the login page, or the refused action."""
     if user is None:
         return to_login(request)
     hook = await service.get_webhook(session, user.id, webhook_id)
-    if refused := await _action_refused(request, session, user, hook):
-        return refused
+    return await _action_refused(request, session, user, hook) or hook
+
+
+async def _switch(
+    request: Request, session: SessionDep, settings: SettingsDep, user: User | None, webhook_id: int, on: bool
+) -> Response:
+    hook = await _acting_on(request, session, user, webhook_id)
+    if isinstance(hook, Response):
+        return hook
     await service.update_webhook(session, settings, hook, WebhookUpdate(enabled=on), utcnow())
     return see_other(f"{BASE}/{hook.id}?done={'enabled' if on else 'disabled'}")
 
@@ -221,11 +229,9 @@ async def send_test(
     request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, webhook_id: WebhookId
 ) -> Response:
     """A signed `webhook.test` now, as `POST /api/v1/user-webhooks/{id}/test` sends it; the log shows the outcome."""
-    if user is None:
-        return to_login(request)
-    hook = await service.get_webhook(session, user.id, webhook_id)
-    if refused := await _action_refused(request, session, user, hook):
-        return refused
+    hook = await _acting_on(request, session, user, webhook_id)
+    if isinstance(hook, Response):
+        return hook
     body = render_body("webhook.test", await delivery.sample_exploit(session), utcnow())
     _, row = await delivery.send_test(get_database(request), settings, WEBHOOKS, hook.id, body, {})
     return see_other(f"{BASE}/{hook.id}?test={row['id']}")
@@ -235,22 +241,19 @@ async def send_test(
 async def rotate(
     request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, webhook_id: WebhookId
 ) -> Response:
-    if user is None:
-        return to_login(request)
-    hook = await service.get_webhook(session, user.id, webhook_id)
-    if refused := await _action_refused(request, session, user, hook):
-        return refused
+    hook = await _acting_on(request, session, user, webhook_id)
+    if isinstance(hook, Response):
+        return hook
     secret = await service.rotate_secret(session, settings, hook, utcnow())
+    assert user is not None  # _acting_on answered for anonymous requests
     return await detail_page(request, session, user, hook, secret=secret, rotated=True)
 
 
 @router.post(BASE + "/{webhook_id}/delete")
 async def delete(request: Request, session: SessionDep, user: OptionalUser, webhook_id: WebhookId) -> Response:
-    if user is None:
-        return to_login(request)
-    hook = await service.get_webhook(session, user.id, webhook_id)
-    if refused := await _action_refused(request, session, user, hook):
-        return refused
+    hook = await _acting_on(request, session, user, webhook_id)
+    if isinstance(hook, Response):
+        return hook
     await service.delete_webhook(session, hook)
     return see_other(f"{BASE}?done=deleted")
 
@@ -259,15 +262,14 @@ async def delete(request: Request, session: SessionDep, user: OptionalUser, webh
 async def replay(
     request: Request, session: SessionDep, user: OptionalUser, webhook_id: WebhookId, delivery_id: DeliveryId
 ) -> Response:
-    if user is None:
-        return to_login(request)
-    hook = await service.get_webhook(session, user.id, webhook_id)
-    if refused := await _action_refused(request, session, user, hook):
-        return refused
+    hook = await _acting_on(request, session, user, webhook_id)
+    if isinstance(hook, Response):
+        return hook
     try:
         await delivery.replay(session, WEBHOOKS, hook.id, delivery_id, utcnow())
     except KamiyoError as exc:
         if exc.status == 404:
             raise
+        assert user is not None  # _acting_on answered for anonymous requests
         return await detail_page(request, session, user, hook, status=exc.status, action_error=exc.message)
     return see_other(f"{BASE}/{hook.id}?replayed={delivery_id}")
