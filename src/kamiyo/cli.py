@@ -92,7 +92,7 @@ def serve(
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         console.print("[yellow]each worker process keeps its own /metrics; set PROMETHEUS_MULTIPROC_DIR to add them up")
     uvicorn.run(
-        "kamiyo.app:create_app",
+        "kamiyo.app:create_server_app",
         factory=True,
         host=host,
         port=port,

@@ -6,6 +6,8 @@ Settings carry plain `sqlite:///…` / `postgresql://…` URLs; the app picks it
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -117,6 +119,45 @@ async def analyze(engine: AsyncEngine, *, only_if_missing: bool = False) -> None
             await conn.exec_driver_sql("ANALYZE exploits, reports")
 
 
+class QuickReader:
+    """A plain sqlite3 connection for tiny reads made on the event loop itself (a few microseconds).
+
+    Through aiosqlite every statement is several hops to its thread and back, and under load each hop
+    waits for a turn of a busy event loop: a one-row read then takes tens to hundreds of milliseconds.
+    WAL readers never wait for writers, so these reads do not block; a failure raises sqlite3.Error and
+    the caller takes the async path instead."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()  # tests drive apps from several threads
+
+    def fetch_one(self, sql: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+        with self._lock:
+            if self._conn is None:
+                self._conn = sqlite3.connect(self.path, timeout=0.05, isolation_level=None, check_same_thread=False)
+            cursor = self._conn.execute(sql, params)
+            try:
+                rows = cursor.fetchall()  # to the end: an unfinished statement would hold its read snapshot open
+            finally:
+                cursor.close()
+            return tuple(rows[0]) if rows else None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+def sqlite_file(url: str) -> str | None:
+    """The file of a SQLite URL (None for PostgreSQL and in-memory databases)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return parsed.database
+
+
 class Database:
     """The process's engine and session factory."""
 
@@ -124,6 +165,8 @@ class Database:
         self.url = url
         self.engine = create_engine(url)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        path = sqlite_file(url)
+        self.quick = QuickReader(path) if path else None
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -137,4 +180,6 @@ class Database:
                 raise
 
     async def dispose(self) -> None:
+        if self.quick is not None:
+            self.quick.close()
         await self.engine.dispose()

@@ -8,6 +8,7 @@ safety net behind the rule that code never logs secrets in the first place.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
@@ -123,11 +124,48 @@ class TextFormatter(logging.Formatter):
         return f"{line} [{request_id}]" if request_id else line
 
 
+class KamiyoHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The one handler configure_logging installs (a type of its own, so `direct_json_handler` can tell it)."""
+
+
+def direct_json_handler(logger: logging.Logger) -> KamiyoHandler | None:
+    """Our JSON handler when it is the only place an INFO line of `logger` goes, else None.
+
+    Lets a very frequent line of known-safe fields skip the LogRecord, the filters and the formatter (about
+    30 µs a line, a quarter of a cached API answer's CPU); with any other handler, filter or level in play
+    (a test's capture, a custom setup) the caller logs the ordinary way."""
+    if logger.handlers or logger.filters or not logger.propagate or not logger.isEnabledFor(logging.INFO):
+        return None
+    handlers = logging.root.handlers
+    if len(handlers) != 1:
+        return None
+    handler = handlers[0]
+    if type(handler) is not KamiyoHandler or type(handler.formatter) is not JsonFormatter:
+        return None
+    return handler if handler.level <= logging.INFO else None
+
+
+def write_json_line(handler: KamiyoHandler, logger: str, message: str, fields: dict[str, Any]) -> None:
+    """One INFO line in JsonFormatter's shape, written under the handler's lock (fields must hold no secret)."""
+    entry: dict[str, Any] = {"ts": iso(utcnow()), "level": "info", "logger": logger, "msg": message}
+    request_id = request_id_var.get()
+    if request_id is not None:
+        entry["request_id"] = request_id
+    entry.update(fields)
+    line = orjson.dumps(entry).decode() + handler.terminator
+    with handler.lock or contextlib.nullcontext():
+        try:
+            handler.stream.write(line)
+            handler.flush()
+        except Exception:  # as logging does: a broken stream must not fail the request
+            handler.handleError(logging.makeLogRecord({"msg": message}))
+
+
 def configure_logging(level: str = "INFO", *, json_logs: bool | None = None, stream: TextIO | None = None) -> None:
     stream = stream or sys.stderr
     if json_logs is None:
         json_logs = not stream.isatty()
-    handler = logging.StreamHandler(stream)
+    handler = KamiyoHandler(stream)
     handler.setFormatter(JsonFormatter() if json_logs else TextFormatter())
     handler.addFilter(RequestContextFilter())
     handler.addFilter(RedactingFilter())

@@ -78,6 +78,30 @@ async def test_access_lines_never_hold_query_strings_or_credentials(log_stream: 
         assert secret not in out
 
 
+async def test_access_lines_are_the_same_written_directly_or_through_logging(
+    log_stream: io.StringIO, db_url: str
+) -> None:
+    """The access line skips the logging machinery when our JSON handler is its only destination; with any
+    other handler attached (here a second one) it goes the ordinary way. Both must write the same line."""
+    extra = logging.StreamHandler(io.StringIO())
+    async for client in make_client(make_settings(db_url)):
+        await client.get("/exploits?page_size=1", headers={"X-Request-ID": "direct-1"})
+        logging.getLogger().addHandler(extra)
+        try:
+            await client.get("/exploits?page_size=1", headers={"X-Request-ID": "logged-1"})
+        finally:
+            logging.getLogger().removeHandler(extra)
+    by_id = {line.get("request_id"): line for line in _lines(log_stream) if line["logger"] == "kamiyo.access"}
+    direct, logged = by_id["direct-1"], by_id["logged-1"]
+    assert list(direct) == list(logged)  # the same fields in the same order
+    for line in (direct, logged):
+        line.pop("ts"), line.pop("request_id")
+        assert line.pop("msg") == f"GET /exploits 200 {line.pop('duration_ms'):.1f}ms"
+    assert direct == logged == {"level": "info", "logger": "kamiyo.access", "method": "GET", "route": "/exploits",
+                                "status": 200}  # fmt: skip
+    assert "GET /exploits 200" in extra.stream.getvalue()  # the second handler got its line too
+
+
 def test_redaction_masks_credentials_in_messages_arguments_extras_and_tracebacks(log_stream: io.StringIO) -> None:
     log = logging.getLogger("kamiyo.test")
     log.info("created key %s for user", SECRETS["api_key"])

@@ -48,7 +48,7 @@ EXEMPT_PATHS = frozenset(
     }
 )
 EXEMPT_PREFIXES = ("/static/", "/docs/")
-# First segments of the public data paths served at the root (app.public_router); under /api/v1 all count.
+# First segments of the public data paths served at the root (app.PUBLIC_ROUTERS); under /api/v1 all count.
 PUBLIC_ROOTS = frozenset({"exploits", "stats", "chains", "sources", "feed.xml"})
 EXEMPT, LIMITED, PAGE = 0, 1, 2
 _RATE_HEADER = b"x-ratelimit-limit"

@@ -162,6 +162,15 @@ class CrossProcessListener:
                 await conn.close()
 
     async def _watch_sqlite(self) -> None:
+        if self.db.quick is not None:  # a file: read on the event loop (microseconds, no thread hops)
+            last = None
+            while True:
+                row = self.db.quick.fetch_one("PRAGMA data_version")
+                version = row[0] if row else None
+                if last is not None and version != last:
+                    notify_local(*TOPICS)
+                last = version
+                await asyncio.sleep(SQLITE_WATCH_INTERVAL)
         async with self.db.engine.connect() as conn:
             last = None
             while True:

@@ -7,16 +7,17 @@ is never rate-limited) and outside the OpenAPI schema.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kamiyo.logging_setup import request_id_var
+from kamiyo.logging_setup import direct_json_handler, request_id_var, write_json_line
 from kamiyo.ops import metrics
 from kamiyo.ops.routes import RouteTemplates
 
@@ -26,6 +27,25 @@ log = logging.getLogger(__name__)
 METRICS_PATH = "/metrics"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class _RequestIds:
+    """32 hex characters: a random per-process prefix and a counter (uuid4 reads the OS's random source for
+    every request; ids must be unique, not secret)."""
+
+    def __init__(self) -> None:
+        self.reseed()
+        os.register_at_fork(after_in_child=self.reseed)
+
+    def reseed(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._counter = itertools.count(int.from_bytes(os.urandom(4)))
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+_request_ids = _RequestIds()
 
 
 def _incoming_request_id(scope: Scope) -> str | None:
@@ -48,7 +68,7 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        request_id = _incoming_request_id(scope) or _request_ids.next()
         token = request_id_var.set(request_id)
         header = (b"x-request-id", request_id.encode())
         status = 500
@@ -90,14 +110,12 @@ class ObservabilityMiddleware:
         children[0].inc()
         children[1].observe(seconds)
         duration_ms = round(seconds * 1000, 2)
-        access_log.info(
-            "%s %s %s %.1fms",
-            method,
-            route,
-            status,
-            duration_ms,
-            extra={"method": method, "route": route, "status": status, "duration_ms": duration_ms},
-        )
+        fields = {"method": method, "route": route, "status": status, "duration_ms": duration_ms}
+        handler = direct_json_handler(access_log)
+        if handler is not None:  # method, route template, status and duration: nothing to redact
+            write_json_line(handler, access_log.name, f"{method} {route} {status} {duration_ms:.1f}ms", fields)
+        else:
+            access_log.info("%s %s %s %.1fms", method, route, status, duration_ms, extra=fields)
 
     async def _serve_metrics(self, send: Send) -> None:
         queue = await self._sample_queues()
