@@ -20,6 +20,7 @@ from kamiyo.delivery.runtime import start_delivery, stop_delivery
 from kamiyo.errors import install_error_handlers
 from kamiyo.exploits.cache import response_cache
 from kamiyo.exploits.export_router import router as export_router
+from kamiyo.exploits.router import CachedHits
 from kamiyo.exploits.router import router as exploits_router
 from kamiyo.health import router as health_router
 from kamiyo.ingest.router import router as sources_router
@@ -91,6 +92,7 @@ def create_app(
     app.state.settings = settings
     response_cache.interval = settings.response_cache_seconds
     install_error_handlers(app)
+    app.add_middleware(CachedHits)  # added first, so inside the access layer
     install_access(app)  # API keys and rate limits, inside observability and CORS
     install_observability(app)  # outermost: request ids, metrics, access log, GET /metrics
     if settings.cors_origin_list:
