@@ -439,6 +439,45 @@ async def test_an_import_that_fails_half_way_leaves_nothing_behind(
         assert any(drops) and _schema(db_url.removeprefix("sqlite:///")) == schema
 
 
+def _journal_mode(path: str) -> str:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+
+
+async def test_a_bulk_import_alone_on_sqlite_writes_through_a_rollback_journal(
+    empty_db_url: str, backend: str, small_batches: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In WAL mode every page of the one-transaction import would be written twice (WAL, then checkpoint);
+    alone with the database the import uses a rollback journal and switches back to WAL after. With another
+    connection open it keeps WAL (that connection reads on, and sees the import once committed)."""
+    if backend != "sqlite":
+        pytest.skip("SQLite's journal")
+    path = empty_db_url.removeprefix("sqlite:///")
+    modes: list[str] = []
+    real = bulk.bulk_store
+
+    async def noting_the_mode(session: Any, *args: Any, **kwargs: Any) -> Any:
+        modes.append(str((await session.execute(text("PRAGMA journal_mode"))).scalar()))
+        return await real(session, *args, **kwargs)
+
+    monkeypatch.setattr(bulk, "bulk_store", noting_the_mode)
+    rng = random.Random(4)
+    db = Database(empty_db_url)
+    await bulk.import_reports(db, _reports(_lone(rng, 200)), notify_since=None)
+    await db.dispose()
+    assert modes == ["delete"] and _journal_mode(path) == "wal" and not Path(path + "-journal").exists()
+
+    with contextlib.closing(sqlite3.connect(path, timeout=5)) as reader:
+        assert reader.execute("SELECT count(*) FROM exploits").fetchone()[0] > 150  # the file is open
+        db = Database(empty_db_url)
+        await bulk.import_reports(db, _reports(_lone(rng, 200, offset=1_000)), notify_since=None)
+        await db.dispose()
+        (seen,) = reader.execute("SELECT count(*) FROM exploits").fetchone()
+    with contextlib.closing(sqlite3.connect(path)) as fresh:
+        assert seen == fresh.execute("SELECT count(*) FROM exploits").fetchone()[0] > 200
+    assert modes == ["delete", "wal"] and _journal_mode(path) == "wal"
+
+
 KILLED_IMPORT = """
 import asyncio, os, signal, sys
 from pathlib import Path
