@@ -138,3 +138,37 @@ async def test_exploit_api_shows_the_labels_of_a_listed_attacker(db_url: str) ->
         schema = (await client.get("/openapi.json")).json()["components"]["schemas"]
         assert "attacker_labels" in schema["ExploitOut"]["properties"]
         assert schema["ExploitOut"]["properties"]["attacker_labels"]["description"]
+
+
+async def test_the_largest_losses_in_stats_carry_the_same_labels_as_the_exploit_alone(db_url: str) -> None:
+    """/stats reads the largest losses with their sources and labels in one query (a join on the address as
+    written or lower-cased); each must equal the exploit read alone, labelled or not."""
+    from kamiyo.exploits.service import get_exploit
+    from kamiyo.exploits.stats import compute_stats
+
+    db = Database(db_url)
+    try:
+        async with db.session() as session:
+            largest = (await compute_stats(session, 3650))["largest"]
+            evm = [e for e in largest if (e["attacker_address"] or "").startswith("0x")]
+            assert len(evm) >= 2 and len(largest) == 10
+            mixed_case = next((e for e in evm if e["attacker_address"] != e["attacker_address"].lower()), evm[0])
+            other = next(e for e in evm if e["id"] != mixed_case["id"])
+            await replace_feed(session, "ofac", [Label(mixed_case["attacker_address"].lower(), "OFAC SDN: X")])
+            await replace_feed(
+                session,
+                "scamsniffer",
+                [Label(mixed_case["attacker_address"].lower(), "scam"), Label(other["attacker_address"].lower(), "s2")],
+            )
+        async with db.session() as session:
+            again = {e["id"]: e for e in (await compute_stats(session, 3650))["largest"]}
+            for exploit in again.values():
+                assert exploit == await get_exploit(session, str(exploit["id"]))
+    finally:
+        await db.dispose()
+    assert again[mixed_case["id"]]["attacker_labels"] == [
+        {"label": "OFAC SDN: X", "source": "ofac"},
+        {"label": "scam", "source": "scamsniffer"},
+    ]
+    assert again[other["id"]]["attacker_labels"] == [{"label": "s2", "source": "scamsniffer"}]
+    assert sum(bool(e["attacker_labels"]) for e in again.values()) == 2
