@@ -138,15 +138,20 @@ class QuickReader:
         self._lock = threading.Lock()  # tests drive apps from several threads
 
     def fetch_one(self, sql: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+        rows = self.fetch_all(sql, params)
+        return rows[0] if rows else None
+
+    def fetch_all(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             if self._conn is None:
                 self._conn = sqlite3.connect(self.path, timeout=0.05, isolation_level=None, check_same_thread=False)
             cursor = self._conn.execute(sql, params)
             try:
-                rows = cursor.fetchall()  # to the end: an unfinished statement would hold its read snapshot open
+                return [
+                    tuple(row) for row in cursor.fetchall()
+                ]  # to the end: an unfinished statement keeps its snapshot
             finally:
                 cursor.close()
-            return tuple(rows[0]) if rows else None
 
     def close(self) -> None:
         with self._lock:

@@ -110,3 +110,30 @@ async def test_key_limit_per_user(db_url: str) -> None:
     async with running(settings_for(db_url)) as (_, c):
         codes = [(await c.post("/api/v1/keys", headers=bearer(key), json={})).status_code for _ in range(25)]
         assert codes[:24] == [201] * 24 and codes[24] == 409
+
+
+async def test_on_sqlite_a_recorded_key_is_checked_without_a_pooled_connection(db_url: str, backend: str) -> None:
+    """Each keyed request resolves its key. Through aiosqlite that read is several hops to a thread, each waiting
+    for a turn of a busy loop (100-400 ms per keyed call under load); on SQLite it is read on the loop. Only the
+    once-a-minute record of use still writes through a session; revoking and deactivating act at once."""
+    if backend != "sqlite":
+        pytest.skip("PostgreSQL resolves keys through a session")
+    from sqlalchemy import event, update
+
+    from kamiyo.accounts.models import User
+
+    user_id, key = await user_with_key(db_url, "quick@example.com")
+    async with running(settings_for(db_url, KAMIYO_RESPONSE_CACHE_SECONDS=30)) as (app, c):  # hits: no query
+        checkouts: list[object] = []
+        event.listen(app.state.db.engine.sync_engine.pool, "checkout", lambda *a: checkouts.append(a))
+        assert (await c.get("/exploits?page_size=1", headers=bearer(key))).status_code == 200
+        assert len(checkouts) >= 1  # the first use is recorded (a write)
+        checkouts.clear()
+        for _ in range(3):
+            r = await c.get("/exploits?page_size=1", headers=bearer(key))
+            assert r.status_code == 200 and r.headers["x-ratelimit-remaining"]
+        assert checkouts == []
+        async with app.state.db.session() as session:
+            await session.execute(update(User).where(User.id == user_id).values(is_active=False))
+        assert (await c.get("/exploits?page_size=1", headers=bearer(key))).status_code == 401
+        assert (await c.get("/exploits?page_size=1", headers=bearer(key[:-1] + "x"))).status_code == 401

@@ -13,6 +13,7 @@ pages pass through (they authenticate with the session cookie in their own depen
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
 from limits import RateLimitItem
@@ -125,6 +126,14 @@ class AccessMiddleware:
 
 
 async def _resolve(app: Any, raw_key: str) -> Principal | None:
+    quick = app.state.db.quick
+    if quick is not None:
+        try:
+            owner = service.resolve_key_on_loop(quick, raw_key)
+        except (service.TouchDue, sqlite3.Error):
+            pass  # recorded, or read, through a session below
+        else:
+            return None if owner is None else Principal(owner.user_id, owner.email, owner.tier, "key", owner.key_id)
     async with app.state.db.session() as session:
         found = await service.resolve_key(session, raw_key)
     if found is None:
