@@ -146,10 +146,8 @@ class QuickReader:
             if self._conn is None:
                 self._conn = sqlite3.connect(self.path, timeout=0.05, isolation_level=None, check_same_thread=False)
             cursor = self._conn.execute(sql, params)
-            try:
-                return [
-                    tuple(row) for row in cursor.fetchall()
-                ]  # to the end: an unfinished statement keeps its snapshot
+            try:  # read to the end: an unfinished statement would keep its read snapshot open
+                return [tuple(row) for row in cursor.fetchall()]
             finally:
                 cursor.close()
 
