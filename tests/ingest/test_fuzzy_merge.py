@@ -43,7 +43,13 @@ def test_protocol_keys_and_amounts() -> None:
     assert amounts_compatible(None, 5e6) and amounts_compatible(1e6, 4e6) and amounts_compatible(1e4, 2e5)
     assert not amounts_compatible(1e6, 20e6)
     day = NOW
-    assert not same_incident(("Acme", day, 1e6), ("Acme", day - timedelta(days=3, seconds=1), 1e6))
+    late = day - timedelta(days=3, seconds=1)
+    assert not same_incident(("Acme", day, 1e6), ("Acme", late, 4e6))  # past 3 days the amounts must agree in 20%
+    assert same_incident(("Acme", day, 1e6), ("Acme", late, 1.15e6))
+    assert same_incident(("Acme", day, 1e6), ("Acme", day - timedelta(days=14), 1e6))
+    assert not same_incident(("Acme", day, 1e6), ("Acme", day - timedelta(days=14, seconds=1), 1e6))
+    assert same_incident(("Acme", day, 1e6), ("Acme", day - timedelta(hours=20), 50e6))  # a day: any amounts
+    assert not same_incident(("Acme", day, 1e6), ("Acme", day - timedelta(days=2), 50e6))
     assert not same_incident(("Acme", day, 1e6), ("Acme", day, 1e6), same_source=True)
 
 
@@ -67,8 +73,8 @@ async def test_far_dates_big_amount_gaps_and_other_names_stay_apart(empty_db_url
         await store_reports(
             session,
             [
-                _report("defillama", "late", "Acme", 5.5, amount_usd=1e6),  # 4.5 days later
-                _report("slowmist", "big", "Acme Finance", 10, amount_usd=50e6),  # 50x the loss
+                _report("defillama", "late", "Acme", 5.5, amount_usd=1.5e6),  # 4.5 days later, 50% more
+                _report("slowmist", "big", "Acme Finance", 8, amount_usd=50e6),  # 2 days apart, 50x the loss
                 _report("rekt", "other", "Acme Bridge Two", 10, amount_usd=1e6),  # another name
             ],
         )
@@ -132,7 +138,7 @@ async def test_new_recent_incident_alerts_and_a_later_report_changing_the_amount
     await db.dispose()
     assert created.events == 1 and updated.events == 1 and count == 1
     assert [e.type for e in events] == ["exploit.created", "exploit.updated"]
-    assert events[1].changes == {"amount_usd": [1e6, 2e6]}  # the median of 1M and 3M
+    assert events[1].changes == {"amount_usd": [1e6, 3e6]}  # DeFiLlama's figure outranks rekt's
 
 
 async def test_merge_keys_follow_the_exploit(empty_db_url: str) -> None:

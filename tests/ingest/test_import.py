@@ -170,7 +170,8 @@ def _rows(seeded: list[tuple[str, str | None, datetime]], *, corrections: bool =
             _row(rng, name(i), when(i), tx_hash=tx, **high),
             _row(rng, name(i) + " v2", when(i + 0.5), tx_hash=tx, **low),
         ]
-    for i in range(340, 380):  # fuzzy pairs: other spelling, within 3 days, no tx hash on the second
+    for i in range(340, 380):  # fuzzy pairs: other spelling, within 3 days, no tx hash on the second (rows of an
+        # import are exploits: they stay apart)
         rows.append(_row(rng, name(i), when(i), amount_usd=1e6, **low))
         rows.append(_row(rng, name(i).upper() + " Protocol", when(i + 2), amount_usd=2e6, tx_hash=None, **high))
     for i in range(380, 400):  # near misses, 3.1 days apart
@@ -318,7 +319,7 @@ async def test_bulk_path_stores_what_store_reports_stores(
     _same(before, after)
     merged_into_seeded = [k for k in after["exploits"] if len(k) > 1 and k[0][0] == "defihacklabs"]
     merged_in_file = [k for k in after["exploits"] if len(k) > 1 and k[0][0] != "defihacklabs"]
-    assert len(merged_into_seeded) >= 20 and len(merged_in_file) >= 40
+    assert len(merged_into_seeded) >= 20 and len(merged_in_file) >= 20
 
 
 def _lone(rng: random.Random, n: int, offset: int = 0) -> list[dict[str, Any]]:

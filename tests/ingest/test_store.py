@@ -37,7 +37,7 @@ async def test_reports_with_one_tx_hash_become_one_exploit_keeping_each_report(e
     await db.dispose()
     assert len(first.created) == 1 and second.created == [] and second.updated == first.created
     assert len(exploits) == 1 and sources == ["rekt", "defihacklabs"]
-    assert exploits[0].amount_usd == 2e6  # median of the two stated amounts
+    assert exploits[0].amount_usd == 3e6  # the most trusted source's figure for amounts, not a median
     assert exploits[0].category == "reentrancy"
 
 

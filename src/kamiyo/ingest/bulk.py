@@ -37,18 +37,19 @@ from kamiyo.exploits.models import Exploit
 from kamiyo.exploits.models import Report as ReportRow
 from kamiyo.ingest import store
 from kamiyo.ingest.bulk_load import Loader
-from kamiyo.ingest.matching import WINDOW
+from kamiyo.ingest.matching import WIDE_WINDOW, tx_hashes
 from kamiyo.ingest.models import MergeKey
 from kamiyo.ingest.protocols import protocol_match_key
-from kamiyo.ingest.store import EXACT_ONLY_SOURCES, StoreResult, _tx_hashes, store_reports
+from kamiyo.ingest.store import StoreResult, store_reports
 from kamiyo.kit.timeutil import utcnow
 from kamiyo.sources.base import Report
 
 BULK_MIN = 20_000  # smaller imports take the plain path: store_reports per CHUNK reports, one transaction each
 CHUNK = 20_000
 MAX_WAITING = 100_000
-SLACK = WINDOW.total_seconds() + 1.0  # the fuzzy window, with a margin for float rounding
+SLACK = WIDE_WINDOW.total_seconds() + 1.0  # the fuzzy window, with a margin for float rounding
 DAY = 86_400
+NEAR_DAYS = WIDE_WINDOW.days + 1  # days either side that hold a report the fuzzy window may reach
 # Writers wait until the import commits: nothing may change what `Seen` read (readers go on).
 log = logging.getLogger(__name__)
 LOCK = {
@@ -61,13 +62,13 @@ Probe = tuple[tuple[int, ...], int, str, float, bool]  # tx hashes, reference, k
 
 
 def _probe(report: Report) -> Probe:
-    hashes = _tx_hashes(report) if report.tx_hashes else (report.tx_hash,) if report.tx_hash else ()
+    hashes = tx_hashes(report) if report.tx_hashes else (report.tx_hash,) if report.tx_hash else ()
     return (
         tuple(map(hash, hashes)),
         hash((report.source, report.source_ref)),
         protocol_match_key(report.protocol),
         report.timestamp.timestamp(),
-        report.source not in EXACT_ONLY_SOURCES,
+        report.incident is None,
     )
 
 
@@ -156,7 +157,7 @@ class Seen:
         if not days:
             return False
         day = int(ts // DAY)
-        for near in range(day - 4, day + 5):
+        for near in range(day - NEAR_DAYS, day + NEAR_DAYS + 1):
             span = days.get(near)
             if span is not None and span[0] - SLACK <= ts <= span[1] + SLACK:
                 return True
@@ -170,7 +171,7 @@ class Seen:
             reached.append(self.refs[ref])
         if fuzzy and key in self.stored:
             day, days = int(ts // DAY), self.stored[key]
-            for near in range(day - 4, day + 5):
+            for near in range(day - NEAR_DAYS, day + NEAR_DAYS + 1):
                 reached.extend(e for t, e in days.get(near, ()) if abs(t - ts) <= SLACK)
         self.tainted.add(key)
         for owners in reached:

@@ -25,9 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kamiyo.exploits.cache import bump_data_version
 from kamiyo.exploits.models import Exploit, ExploitEvent
 from kamiyo.exploits.models import Report as ReportRow
-from kamiyo.ingest.merge import explorer_url
+from kamiyo.ingest.merge import ReportFacts, derive
 from kamiyo.ingest.models import MergeKey
-from kamiyo.ingest.normalise import protocol_key
 from kamiyo.ingest.protocols import protocol_match_key
 from kamiyo.ingest.store import StoreResult
 from kamiyo.ingest.summaries import SummaryDeltas
@@ -45,7 +44,7 @@ FTS_FILL = "INSERT INTO exploits_fts(rowid, protocol, description) SELECT id, pr
 EXPLOIT_COLUMNS = (
     "id", "tx_hash", "chain", "protocol", "protocol_key", "amount_usd", "amount_sort", "amount_text", "recovered_usd",
     "timestamp", "category", "description", "attacker_address", "explorer_url", "verified_on_chain", "is_test",
-    "first_seen_at", "updated_at",
+    "first_seen_at", "updated_at", "returned_usd", "loss_kind", "disputed", "corrections",
 )  # fmt: skip
 REPORT_COLUMNS = (
     "exploit_id", "source", "source_ref", "url", "reported_at", "seen_at", "tx_hash", "chain", "protocol", "amount_usd",
@@ -54,36 +53,12 @@ REPORT_COLUMNS = (
 KEY_COLUMNS = ("exploit_id", "key", "ts", "amount")
 EVENT_COLUMNS = ("exploit_id", "type", "changes", "created_at")
 TARGETS = (*LOADED_TABLES, "exploit_events")
-_BLANK = (None, "", "other")  # what `derive` passes over when it takes a fact from a report
 Statement = tuple[str, Sequence[Any]]
 
 
 def lone_facts(report: Report, now: datetime) -> dict[str, Any]:
-    """The exploit row store_reports makes of a lone report: `derive([report])` without the ranking of one
-    report (a test holds them equal), plus the columns of a new row."""
-    tx = report.tx_hash if report.tx_hash not in _BLANK else None
-    chain = report.chain if report.chain and report.chain != "other" else "other"
-    amount = None if report.amount_usd is None else float(report.amount_usd)
-    key = protocol_key(report.protocol)
-    return {
-        "tx_hash": tx,
-        "chain": chain,
-        "protocol": report.protocol,
-        "protocol_key": key,
-        "amount_usd": amount,
-        "amount_sort": amount if amount is not None else -1.0,
-        "amount_text": report.amount_text if report.amount_text not in _BLANK else None,
-        "recovered_usd": report.recovered_usd,
-        "timestamp": report.timestamp,
-        "category": report.category if report.category not in _BLANK else "other",
-        "description": report.description if report.description not in _BLANK else "",
-        "attacker_address": report.attacker_address if report.attacker_address not in _BLANK else None,
-        "explorer_url": explorer_url(chain, tx),
-        "is_test": key == "test",
-        "verified_on_chain": False,
-        "first_seen_at": now,
-        "updated_at": now,
-    }
+    """The exploit row store_reports makes of a lone report: `derive([report])`, plus the columns of a new row."""
+    return derive([cast(ReportFacts, report)]) | {"verified_on_chain": False, "first_seen_at": now, "updated_at": now}
 
 
 def sqlite_time(value: datetime) -> str:
@@ -206,7 +181,8 @@ class Loader:
             exploits.extend((
                 i, f["tx_hash"], f["chain"], f["protocol"], f["protocol_key"], f["amount_usd"], f["amount_sort"],
                 f["amount_text"], f["recovered_usd"], ts, f["category"], f["description"], f["attacker_address"],
-                f["explorer_url"], False, f["is_test"], now, now,
+                f["explorer_url"], False, f["is_test"], now, now, f["returned_usd"], f["loss_kind"], f["disputed"],
+                json(f["corrections"]),
             ))  # fmt: skip
             report_rows.extend((
                 i, r.source, r.source_ref, r.url, when(r.reported_at) if r.reported_at else now, now, r.tx_hash,

@@ -1,7 +1,11 @@
 """`kamiyo import`: JSON, JSONL or CSV rows in the exploit shape, turned into reports and stored.
 
-Idempotent: each row maps to reports with deterministic (source, source_ref) keys, so a second
-import of the same file changes nothing. Bad rows are skipped with their line number, never fatal.
+A row is one incident: its reports (one per entry of `sources`, or one `import` report) stay together,
+join a stored incident only by a report it already has or by tx hash, never by the fuzzy rule, and leave
+stored reports as they are. A row from `kamiyo export` carries each source's own report (`sources[]` in
+JSON, the `source_reports` column in CSV) with its `ref`, so export then import changes nothing, and into
+an empty database gives the same records. Idempotent: reports have deterministic (source, source_ref) keys.
+Bad rows are skipped with their line number, never fatal.
 """
 
 from __future__ import annotations
@@ -99,6 +103,14 @@ def _when(value: Any, key: str) -> datetime:
 
 
 def _source_entries(row: dict[str, Any]) -> list[dict[str, Any]]:
+    detailed = row.get("source_reports")
+    if isinstance(detailed, str) and detailed.strip().startswith("["):
+        try:
+            decoded = orjson.loads(detailed)
+        except orjson.JSONDecodeError as exc:
+            raise RowError("source_reports: not a JSON list") from exc
+        if isinstance(decoded, list):
+            return [s for s in decoded if isinstance(s, dict)]
     sources = row.get("sources")
     if isinstance(sources, str):
         return [{"source": name.strip()} for name in sources.split(";") if name.strip()]
@@ -115,7 +127,27 @@ def _category(value: Any) -> str:
     return _cached_category(value) if isinstance(value, str) else normalise_category(value)
 
 
-def row_to_reports(row: dict[str, Any]) -> list[Report]:
+def _own_facts(entry: dict[str, Any], facts: dict[str, Any]) -> dict[str, Any]:
+    """The row's facts with what this source itself stated (an exported `sources[]` item) in their place."""
+    own = dict(facts)
+    if entry.get("protocol"):
+        own["protocol"] = str(entry["protocol"]).strip()[:200] or facts["protocol"]
+    if entry.get("timestamp"):
+        own["timestamp"] = _when(entry["timestamp"], "sources.timestamp")
+    if "chain" in entry:
+        own["chain"] = _chain(entry["chain"]) if entry["chain"] else None
+    if "tx_hash" in entry:
+        tx = entry["tx_hash"]
+        own["tx_hash"] = normalise_tx_hash(tx, own["chain"] or facts["chain"]) if tx else None
+    for key, target in (("amount_usd", "amount_usd"), ("returned_usd", "recovered_usd")):
+        if key in entry:
+            own[target] = _float(entry, key)
+    if "amount_text" in entry:
+        own["amount_text"] = str(entry["amount_text"])[:500] if entry["amount_text"] else None
+    return own
+
+
+def row_to_reports(row: dict[str, Any], incident: str | None = None) -> list[Report]:
     protocol = str(row.get("protocol") or "").strip()
     if not protocol:
         raise RowError("protocol: required")
@@ -139,18 +171,22 @@ def row_to_reports(row: dict[str, Any]) -> list[Report]:
         "description": str(row.get("description") or "")[:5000] or None,
         "attacker_address": normalise_address(row.get("attacker_address")),
     }
-    reports = []
+    reports: dict[str, Report] = {}
     for entry in _source_entries(row):
         source = str(entry.get("source") or IMPORT_SOURCE).strip().lower()[:64]
         url = entry.get("url") or None
-        ref = url or (identity if source == IMPORT_SOURCE else f"import:{identity}")
+        ref = str(entry.get("ref") or "") or url or (identity if source == IMPORT_SOURCE else f"import:{identity}")
         reported = _when(entry["reported_at"], "sources.reported_at") if entry.get("reported_at") else None
         if len(ref) > 500:
             ref = "sha256:" + hashlib.sha256(ref.encode()).hexdigest()
-        reports.append(
-            Report(source=source, source_ref=ref, url=url, reported_at=reported, raw={"import": True}, **facts)
-        )
-    return reports
+        reports.setdefault(  # a source lists one incident once: its first entry in the row counts
+            source,
+            Report(
+                source=source, source_ref=ref, url=url, reported_at=reported, raw={"import": True},
+                incident=incident or identity, **_own_facts(entry, facts),
+            ),
+        )  # fmt: skip
+    return list(reports.values())
 
 
 def iter_reports(path: Path, problems: ImportProblems) -> Iterator[Report]:
@@ -159,6 +195,6 @@ def iter_reports(path: Path, problems: ImportProblems) -> Iterator[Report]:
             problems.add(number, "not a JSON object")
             continue
         try:
-            yield from row_to_reports(row)
+            yield from row_to_reports(row, incident=f"row:{number}")
         except RowError as exc:
             problems.add(number, str(exc))

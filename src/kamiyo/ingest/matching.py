@@ -1,13 +1,25 @@
-"""Which incident a new report belongs to, when no transaction hash decides it.
+"""Which incident a new report belongs to, when no transaction hash decides it, and when a hash may decide.
 
-Rule (also in README): a report without a known tx hash joins an incident with the same loose
-protocol key (`protocol_match_key`), an incident time within ±3 days, and a compatible USD loss
-(`amounts_compatible`), unless that incident already has a report from the same source — a source
-lists one incident once, so two of its entries are two incidents (UwU Lend was drained twice in
-four days). Among several candidates the closest in time wins, then the closest in amount.
+Rule (also in the README's merge section), on the loose name key (`protocol_match_key`, with the curated
+aliases), the incident time and the stated USD loss of two reports:
+- the keys are equal;
+- within a day of each other they are one incident whatever their amounts (a nominal and a realised figure
+  of one hack can be 50x apart) and transactions (one attack is often many transactions);
+- further apart, two reports that name different tx hashes on the same chain are two incidents;
+  within WINDOW (3 days) their amounts must be compatible
+  (`amounts_compatible`); within WIDE_WINDOW (14 days) the amounts must agree within WIDE_AMOUNT (20%);
+- a source that dates its reports by publication (PUBLISHED_DATES: news and articles) may be up to
+  WIDE_WINDOW later than the incident with a compatible amount.
+A source lists one incident once, so a record never takes a second report of the same source: UwU Lend was
+drained twice in four days. Among candidates the best pair wins across the whole batch (closest in time, then
+in amount), not the first report to arrive.
+
+A shared tx hash joins a report to an incident only when the chain agrees and the dates are within 3 days,
+or the name key agrees (`tx_fits`); otherwise the two stay apart and the clash goes to `merge_conflicts`
+(PoC headers have copy-pasted one hash into two different incidents).
 
 Candidates come from `exploit_merge_keys` with one indexed query per batch (a VALUES list of the
-batch's keys and windows joined on (key, ts)), the best few per report chosen in SQL.
+batch's keys and windows joined on (key, ts)), the nearest few per report chosen in SQL.
 """
 
 from __future__ import annotations
@@ -29,38 +41,129 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    or_,
     select,
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kamiyo.exploits.models import Exploit
 from kamiyo.exploits.models import Report as ReportRow
 from kamiyo.ingest.models import MergeKey
-from kamiyo.ingest.protocols import AMOUNT_RATIO, AMOUNT_SLACK_USD, amounts_compatible, protocol_match_key
+from kamiyo.ingest.protocols import amounts_compatible, protocol_match_key
 from kamiyo.sources.base import Report
 
+DAY = timedelta(days=1)
 WINDOW = timedelta(days=3)
-CANDIDATES_PER_REPORT = 5
+WIDE_WINDOW = timedelta(days=14)
+WIDE_AMOUNT = 0.2
+TX_WINDOW = timedelta(days=3)
+# Sources whose dates are publication dates (articles, news, posts), later than the incident.
+PUBLISHED_DATES = frozenset(
+    {"rekt", "defi_rekt", "cointelegraph", "cryptoslate", "decrypt", "theblock", "chainalysis_blog", "trm_blog",
+     "doj", "reddit_defi_security"}
+)  # fmt: skip
+GENERAL_CHAINS = (None, "", "other", "multichain")
+CANDIDATES_PER_REPORT = 8
 QUERY_CHUNK = 5000  # probes per candidate query
+
+
+@dataclass
+class Side:
+    """What the rule compares of a report, or of a stored incident."""
+
+    keys: frozenset[str]
+    ts: float
+    amount: float | None
+    chain: str | None = None
+    hashes: frozenset[str] = frozenset()
+    sources: set[str] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, report: Report) -> Side:
+        key = protocol_match_key(report.protocol)
+        return cls(
+            keys=frozenset({key} - {""}),
+            ts=report.timestamp.timestamp(),
+            amount=report.amount_usd,
+            chain=report.chain,
+            hashes=frozenset(tx_hashes(report)),
+            sources={report.source},
+        )
+
+    def absorb(self, other: Side) -> None:
+        self.keys |= other.keys
+        self.hashes |= other.hashes
+        self.sources |= other.sources
+        if self.chain in GENERAL_CHAINS:
+            self.chain = other.chain
+        if self.amount is None:
+            self.amount = other.amount
+
+
+def tx_hashes(report: Report) -> list[str]:
+    hashes: list[str] = [report.tx_hash] if report.tx_hash else []
+    return hashes + [h for h in report.tx_hashes if h and h != report.tx_hash]
+
+
+def _published(sources: set[str]) -> bool:
+    return bool(sources) and sources <= PUBLISHED_DATES
+
+
+def _within(a: float | None, b: float | None, share: float) -> bool:
+    if a is None or b is None or a <= 0 or b <= 0:
+        return False
+    low, high = sorted((a, b))
+    return high <= low * (1 + share)
+
+
+def fits(a: Side, b: Side) -> bool:
+    """The fuzzy rule: may these two be one incident? (Source overlap is checked by the caller.)"""
+    if not (a.keys & b.keys):
+        return False
+    gap = abs(a.ts - b.ts)
+    if gap <= DAY.total_seconds():  # one attack is often many transactions within hours (Harvest: ~30)
+        return True
+    if a.hashes and b.hashes and not (a.hashes & b.hashes) and a.chain == b.chain and a.chain not in GENERAL_CHAINS:
+        return False
+    if gap <= WINDOW.total_seconds() and amounts_compatible(a.amount, b.amount):
+        return True
+    if gap <= WIDE_WINDOW.total_seconds():
+        if _within(a.amount, b.amount, WIDE_AMOUNT):
+            return True
+        late = a if a.ts > b.ts else b
+        return _published(late.sources) and amounts_compatible(a.amount, b.amount)
+    return False
+
+
+def tx_fits(a: Side, b: Side) -> bool:
+    """May a shared tx hash join these two? Chain and date agree, or the name does."""
+    if a.keys & b.keys:
+        return True
+    chains_agree = a.chain in GENERAL_CHAINS or b.chain in GENERAL_CHAINS or a.chain == b.chain
+    return chains_agree and abs(a.ts - b.ts) <= TX_WINDOW.total_seconds()
 
 
 def same_incident(
     a: tuple[str, datetime, float | None], b: tuple[str, datetime, float | None], *, same_source: bool = False
 ) -> bool:
-    """The fuzzy rule on (protocol, time, USD loss) pairs; the merge-quality test measures it."""
+    """The fuzzy rule on (protocol, time, USD loss) triples; the merge-quality test measures it."""
     if same_source:
         return False
-    key_a, key_b = protocol_match_key(a[0]), protocol_match_key(b[0])
-    return bool(key_a) and key_a == key_b and abs(a[1] - b[1]) <= WINDOW and amounts_compatible(a[2], b[2])
+
+    def side(t: tuple[str, datetime, float | None]) -> Side:
+        key = protocol_match_key(t[0])
+        return Side(keys=frozenset({key} - {""}), ts=t[1].timestamp(), amount=t[2])
+
+    return fits(side(a), side(b))
 
 
-def _rank(ts: float, amount: float | None, other_ts: float, other_amount: float | None) -> tuple[float, float]:
-    gap = abs(ts - other_ts)
-    if amount is None or other_amount is None or amount <= 0 or other_amount <= 0:
+def rank(a: Side, b: Side) -> tuple[float, float]:
+    """Smaller is a better pair: the time gap in whole days, then how far apart the amounts are."""
+    gap = abs(a.ts - b.ts) // 86_400
+    if a.amount is None or b.amount is None or a.amount <= 0 or b.amount <= 0:
         return gap, math.inf
-    return gap, abs(math.log(amount / other_amount))
+    return gap, abs(math.log(a.amount / b.amount))
 
 
 async def fuzzy_candidates(session: AsyncSession, reports: Sequence[Report]) -> dict[int, list[int]]:
@@ -72,7 +175,7 @@ async def fuzzy_candidates(session: AsyncSession, reports: Sequence[Report]) -> 
             key = protocol_match_key(report.protocol)
             if key:
                 ts = report.timestamp.timestamp()
-                span = WINDOW.total_seconds()
+                span = WIDE_WINDOW.total_seconds()
                 rows.append((i, key, ts - span, ts + span, ts, report.amount_usd))
         if rows:
             for i, exploit_id in await _query(session, rows):
@@ -100,18 +203,11 @@ CREATE_PROBE = text(
 
 def _candidates_query() -> Any:
     q, m = PROBE.c, MergeKey.__table__.c
-    compatible = or_(
-        m.amount.is_(None),
-        q.amt.is_(None),
-        func.abs(m.amount - q.amt) <= AMOUNT_SLACK_USD,
-        and_(m.amount <= q.amt * AMOUNT_RATIO, q.amt <= m.amount * AMOUNT_RATIO),
-    )
     rank = func.row_number().over(partition_by=q.i, order_by=(func.abs(m.ts - q.ts), m.exploit_id)).label("rn")
     pairs = (
         select(q.i, m.exploit_id, rank)
         .select_from(PROBE)
         .join(MergeKey.__table__, and_(m.key == q.key, m.ts >= q.lo, m.ts <= q.hi))
-        .where(compatible)
         .subquery()
     )
     return (
@@ -135,70 +231,28 @@ async def _query(
     return result
 
 
-async def sources_of(session: AsyncSession, exploit_ids: Iterable[int]) -> dict[int, set[str]]:
+async def stored_sides(session: AsyncSession, exploit_ids: Iterable[int]) -> dict[int, Side]:
+    """What the rule compares of stored incidents: merge keys, time and loss, chain, every tx hash and source."""
     ids = list(set(exploit_ids))
-    found: dict[int, set[str]] = {}
+    found: dict[int, Side] = {}
     for start in range(0, len(ids), 5000):
+        chunk = ids[start : start + 5000]
         rows = await session.execute(
-            select(ReportRow.exploit_id, ReportRow.source).where(ReportRow.exploit_id.in_(ids[start : start + 5000]))
+            select(Exploit.id, Exploit.timestamp, Exploit.amount_usd, Exploit.chain).where(Exploit.id.in_(chunk))
         )
-        for exploit_id, source in rows:
-            found.setdefault(exploit_id, set()).add(source)
+        for exploit_id, ts, amount, chain in rows:
+            found[exploit_id] = Side(keys=frozenset(), ts=ts.timestamp(), amount=amount, chain=chain)
+        for exploit_id, key in await session.execute(
+            select(MergeKey.exploit_id, MergeKey.key).where(MergeKey.exploit_id.in_(chunk))
+        ):
+            found[exploit_id].keys |= {key}
+        reports = select(ReportRow.exploit_id, ReportRow.source, ReportRow.tx_hash)
+        for exploit_id, source, tx in await session.execute(reports.where(ReportRow.exploit_id.in_(chunk))):
+            side = found[exploit_id]
+            side.sources.add(source)
+            if tx:
+                side.hashes |= {tx}
     return found
-
-
-@dataclass
-class NewIncident:
-    """Reports of this batch that form an incident not stored yet."""
-
-    reports: list[Report] = field(default_factory=list)
-    sources: set[str] = field(default_factory=set)
-
-    def add(self, report: Report) -> None:
-        self.reports.append(report)
-        self.sources.add(report.source)
-
-
-class BatchIncidents:
-    """New incidents being formed in one batch, findable by tx hash and by (loose key, day)."""
-
-    def __init__(self) -> None:
-        self.groups: list[NewIncident] = []
-        self.by_tx: dict[str, NewIncident] = {}
-        self.by_key_day: dict[tuple[str, int], list[NewIncident]] = {}
-
-    def by_tx_of(self, hashes: Sequence[str]) -> NewIncident | None:
-        return next((self.by_tx[tx] for tx in hashes if tx in self.by_tx), None)
-
-    def find(self, report: Report) -> NewIncident | None:
-        """The batch's best new incident for `report` under the fuzzy rule, if any."""
-        key = protocol_match_key(report.protocol)
-        if not key:
-            return None
-        ts = report.timestamp.timestamp()
-        day = int(ts // 86_400)
-        best: tuple[tuple[float, float], NewIncident] | None = None
-        for near in range(day - WINDOW.days - 1, day + WINDOW.days + 2):
-            for group in self.by_key_day.get((key, near), ()):
-                first = group.reports[0]
-                if report.source in group.sources or abs(first.timestamp - report.timestamp) > WINDOW:
-                    continue
-                if amounts_compatible(report.amount_usd, first.amount_usd):
-                    rank = _rank(ts, report.amount_usd, first.timestamp.timestamp(), first.amount_usd)
-                    if best is None or rank < best[0]:
-                        best = (rank, group)
-        return best[1] if best else None
-
-    def add(self, report: Report, hashes: Sequence[str], group: NewIncident | None = None) -> NewIncident:
-        if group is None:
-            group = NewIncident()
-            self.groups.append(group)
-            day = int(report.timestamp.timestamp() // 86_400)
-            self.by_key_day.setdefault((protocol_match_key(report.protocol), day), []).append(group)
-        group.add(report)
-        for tx in hashes:
-            self.by_tx.setdefault(tx, group)
-        return group
 
 
 async def write_merge_keys(

@@ -1,27 +1,35 @@
-"""How an exploit's facts are derived from its reports.
+"""How an exploit's facts are derived from its reports, then corrected.
 
-Rule (documented in the README): reports are ranked by source trust, then by when they were
-reported. The most trusted report that states a fact gives it (tx hash, protocol, category,
-description, attacker), the chain is the most common one stated, the USD loss is the median of
-the stated amounts, and the incident time is the most trusted precise time (not midnight), else the
-earliest date. Material facts, whose change emits `exploit.updated`: amount, chain, tx hash.
+Rule (documented in the README's merge section): each fact comes from the most trusted report that
+states it, never from a blend of several (a median is a number no source said):
+- the USD loss (and the text it was written as, and what was returned) from AMOUNT_TRUST: sources whose
+  analysts value a loss in dollars at the time (the Chronicle, DeFiLlama, SlowMist) before PoC headers,
+  whose "Lost" lines are often token counts or nominal values;
+- tx hash, chain, protocol, category, description and attacker from SOURCE_TRUST: PoC-backed sources first;
+  the chain is the most trusted specific one (a "multichain" list loses to a named chain);
+- the incident time is the most trusted precise time (not midnight), else the earliest stated day (a
+  disclosure or article is dated after the attack, never before).
+`disputed` is set when stated facts disagree beyond DISPUTE tolerances. Curated corrections
+(`kamiyo.ingest.curation`) and approved community corrections are applied last and listed in `corrections`.
+Material facts, whose change emits `exploit.updated`: amount, chain, tx hash.
 """
 
 from __future__ import annotations
 
-import statistics
-from collections import Counter
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from kamiyo.ingest import curation
+from kamiyo.ingest.curation import Correction, report_key
 from kamiyo.ingest.normalise import protocol_key
 from kamiyo.taxonomy import CHAINS
 
 MATERIAL_FACTS = ("amount_usd", "chain", "tx_hash")
 DERIVED_FIELDS = (
     "tx_hash", "chain", "protocol", "protocol_key", "amount_usd", "amount_sort", "amount_text", "recovered_usd",
-    "timestamp", "category", "description", "attacker_address", "explorer_url", "is_test",
+    "returned_usd", "loss_kind", "disputed", "corrections", "timestamp", "category", "description",
+    "attacker_address", "explorer_url", "is_test",
 )  # fmt: skip
 
 # Higher is more trusted for exact on-chain facts. Unknown sources get DEFAULT_TRUST.
@@ -32,10 +40,26 @@ SOURCE_TRUST: dict[str, int] = {
     "import": 60,
 }
 DEFAULT_TRUST = 50
+# Higher is more trusted for the USD loss.
+AMOUNT_TRUST: dict[str, int] = {
+    "defihack_chronicle": 95,
+    "defillama": 90,
+    "slowmist": 80,
+    "defihacklabs": 70,
+    "import": 60,
+    "community": 40,
+}
+# Sources disagree (`disputed`) when stated amounts differ by more than both of these, when two name
+# different specific chains, or when their incident days are more than DISPUTE_DAYS apart.
+DISPUTE_RATIO = 1.5
+DISPUTE_USD = 100_000.0
+DISPUTE_DAYS = timedelta(days=3)
+GENERAL_CHAINS = (None, "", "other", "multichain")
 
 
 class ReportFacts(Protocol):
     source: str
+    source_ref: str
     protocol: str
     timestamp: datetime
     chain: str | None
@@ -50,6 +74,10 @@ class ReportFacts(Protocol):
 
 def _trust(report: ReportFacts) -> int:
     return SOURCE_TRUST.get(report.source, DEFAULT_TRUST)
+
+
+def _amount_trust(report: ReportFacts) -> int:
+    return AMOUNT_TRUST.get(report.source, DEFAULT_TRUST)
 
 
 def explorer_url(chain: str, tx_hash: str | None) -> str | None:
@@ -71,35 +99,81 @@ def _is_precise(ts: datetime) -> bool:
     return (ts.hour, ts.minute, ts.second) != (0, 0, 0)
 
 
-def derive(reports: Sequence[ReportFacts]) -> dict[str, Any]:
-    """The exploit row's facts from all reports of one incident."""
+def _chain(ranked: Sequence[ReportFacts]) -> str:
+    specific = next((r.chain for r in ranked if r.chain not in GENERAL_CHAINS), None)
+    if specific:
+        return specific
+    return "multichain" if any(r.chain == "multichain" for r in ranked) else "other"
+
+
+def is_disputed(reports: Sequence[ReportFacts]) -> bool:
+    """Whether the sources' own words disagree beyond the documented tolerances."""
+    amounts = [r.amount_usd for r in reports if r.amount_usd]
+    if amounts:
+        low, high = min(amounts), max(amounts)
+        if high > low * DISPUTE_RATIO and high - low > DISPUTE_USD:
+            return True
+    if len({r.chain for r in reports if r.chain not in GENERAL_CHAINS}) > 1:
+        return True
+    days = [r.timestamp for r in reports]
+    return max(days) - min(days) > DISPUTE_DAYS
+
+
+def corrections_for(reports: Iterable[ReportFacts]) -> list[Correction]:
+    """Curated corrections that target any of these reports, in file order."""
+    curated = curation.corrections()
+    return [c for r in reports for c in curated.get(report_key(r.source, r.source_ref), ())]
+
+
+def derive(reports: Sequence[ReportFacts], extra: Sequence[Correction] = ()) -> dict[str, Any]:
+    """The exploit row's facts from all reports of one incident, then its corrections (curated, then `extra`)."""
     ranked = sorted(reports, key=lambda r: -_trust(r))
-    chains = Counter(r.chain for r in ranked if r.chain and r.chain != "other")
-    # most_common is stable, so ties go to the chain of the most trusted report.
-    chain = chains.most_common(1)[0][0] if chains else "other"
-    amounts = [r.amount_usd for r in ranked if r.amount_usd is not None]
-    amount = float(statistics.median(amounts)) if amounts else None
-    recovered = [r.recovered_usd for r in ranked if r.recovered_usd is not None]
+    by_amount = sorted(reports, key=lambda r: -_amount_trust(r))
+    stated = next((r for r in by_amount if r.amount_usd is not None), None)
+    worded = stated if stated is not None and stated.amount_text else next((r for r in ranked if r.amount_text), None)
+    returned = next((r.recovered_usd for r in by_amount if r.recovered_usd is not None), None)
     precise = [r.timestamp for r in ranked if _is_precise(r.timestamp)]
-    timestamp = precise[0] if precise else min(r.timestamp for r in ranked)
-    protocol = ranked[0].protocol
-    tx_hash = _first(ranked, "tx_hash")
-    return {
-        "tx_hash": tx_hash,
-        "chain": chain,
-        "protocol": protocol,
-        "protocol_key": protocol_key(protocol),
-        "amount_usd": amount,
-        "amount_sort": amount if amount is not None else -1.0,
-        "amount_text": _first(ranked, "amount_text"),
-        "recovered_usd": max(recovered) if recovered else None,
-        "timestamp": timestamp,
+    facts: dict[str, Any] = {
+        "tx_hash": _first(ranked, "tx_hash"),
+        "chain": _chain(ranked),
+        "protocol": ranked[0].protocol,
+        "amount_usd": None if stated is None else float(stated.amount_usd or 0.0),
+        "amount_text": worded.amount_text if worded is not None else None,
+        "returned_usd": returned,
+        "loss_kind": "realised",
+        "disputed": is_disputed(reports),
+        "timestamp": precise[0] if precise else min(r.timestamp for r in ranked),
         "category": _first(ranked, "category") or "other",
         "description": _first(ranked, "description") or "",
         "attacker_address": _first(ranked, "attacker_address"),
-        "explorer_url": explorer_url(chain, tx_hash),
-        "is_test": protocol_key(protocol) == "test",
     }
+    applied = [*corrections_for(ranked), *extra]
+    for correction in applied:
+        facts[correction.field] = correction.value
+    return _complete(facts, applied)
+
+
+def _complete(facts: dict[str, Any], applied: Sequence[Correction]) -> dict[str, Any]:
+    """Columns that follow from the facts. What was returned is never more than was lost unless a correction
+    says so (a source that counts compensation or a refill as returned overstates it)."""
+    amount, returned = facts["amount_usd"], facts["returned_usd"]
+    capped = not any(c.field == "returned_usd" for c in applied)
+    if capped and returned is not None and amount is not None and returned > amount:
+        returned = facts["returned_usd"] = amount
+    key = protocol_key(facts["protocol"])
+    return facts | {
+        "protocol_key": key,
+        "amount_sort": amount if amount is not None else -1.0,
+        "recovered_usd": returned,
+        "corrections": [c.shown() for c in applied],
+        "explorer_url": explorer_url(facts["chain"], facts["tx_hash"]),
+        "is_test": key == "test",
+    }
+
+
+def counted_loss(facts: dict[str, Any]) -> float:
+    """The USD loss that headline totals count: realised losses only."""
+    return float(facts["amount_usd"] or 0.0) if facts.get("loss_kind", "realised") == "realised" else 0.0
 
 
 def material_changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:

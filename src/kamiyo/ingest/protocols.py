@@ -9,6 +9,8 @@ import re
 import unicodedata
 from functools import lru_cache
 
+from kamiyo.ingest.curation import alias_keys
+
 # Words that sources add or drop around a name ("Cream Finance", "CREAM Lending", "Euler V1"),
 # stripped from the end of the joined name while at least 2 (GENERIC) or 4 (WEAK) characters remain.
 GENERIC_SUFFIXES = frozenset(
@@ -24,21 +26,6 @@ WEAK_SUFFIXES = frozenset({"fi", "io", "xyz", "app", "swap", "core", "vault", "l
 _SUFFIXES = sorted(((w, 2) for w in GENERIC_SUFFIXES), key=lambda p: -len(p[0])) + sorted(
     ((w, 4) for w in WEAK_SUFFIXES), key=lambda p: -len(p[0])
 )
-# Other names of one project (joined, lower-case) -> the name to key instead.
-PROTOCOL_ALIASES = {
-    "pancakebunny": "bunny",
-    "anyswap": "multichain",
-    "polynetwork": "poly",
-    "axieinfinityronin": "ronin",
-    "harmonyhorizon": "harmony",
-    "kyberswapelastic": "kyber",
-    "kyberswap": "kyber",
-    "beanstalkfarms": "beanstalk",
-    "yearnether": "yeth",
-    "earningfram": "earningfarm",
-    "abracadabraspell": "abracadabra",
-    "fei": "rari",
-}
 _PARENS = re.compile(r"\([^)]*\)|\[[^\]]*\]")
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
@@ -70,7 +57,7 @@ def protocol_match_key(name: str | None) -> str:
     "bunny"; "UwU Lend" and "UwuLend" -> "uwu"; "Euler V1" and "EulerFinance" -> "euler". Steps:
     ASCII-fold, drop "'s", bracketed asides and what follows a "/", join the letters and digits,
     strip generic suffixes and trailing numbers (GENERIC_SUFFIXES, WEAK_SUFFIXES), a plural "s",
-    and map known other names (PROTOCOL_ALIASES).
+    and map other names of one project (`data/curation/aliases.toml`) to their shared key.
     """
     if not name:
         return ""
@@ -78,9 +65,12 @@ def protocol_match_key(name: str | None) -> str:
     text = text.replace("'s ", " ").split("/", 1)[0] or text
     bare = re.sub(r"^\s*the\s+(?=\S{3})", "", _PARENS.sub(" ", text))
     joined = _NON_ALNUM.sub("", bare) or _NON_ALNUM.sub("", text)
-    key = _strip_suffixes(PROTOCOL_ALIASES.get(joined, joined))
-    if key in PROTOCOL_ALIASES:
-        key = _strip_suffixes(PROTOCOL_ALIASES[key])
+    aliases = alias_keys()  # alias names are listed as written: matched joined, then by the stripped key
+    if joined in aliases:
+        return aliases[joined]
+    key = _strip_suffixes(joined)
+    if key in aliases:
+        return aliases[key]
     if len(key) >= 5 and key.endswith("s") and not key.endswith("ss"):
         key = key[:-1]
     return key

@@ -4,9 +4,9 @@ This is the one write path for exploits: the bundled seed, `kamiyo import`, sour
 community submissions all come through `store_reports`, in the caller's transaction.
 
 Per batch of BATCH reports, with a fixed number of queries: a known (source, source_ref) is an
-update; a new report joins the incident of a shared tx hash, else the one the fuzzy rule of
-`kamiyo.ingest.matching` picks (same loose protocol key, ±3 days, compatible amount, no report
-from the same source yet), else a new incident, formed with the batch's other reports of it.
+update (an imported one leaves the stored report as it is); new reports are placed by
+`kamiyo.ingest.placement` (a fitting shared tx hash, else the best fuzzy pair of the batch, else a new
+incident formed with the batch's other reports of it), then every touched incident is re-derived.
 """
 
 from __future__ import annotations
@@ -17,22 +17,24 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.exploits.cache import bump_data_version
-from kamiyo.exploits.models import Exploit, ExploitEvent
+from kamiyo.exploits.models import Exploit, ExploitEvent, MergeConflict
 from kamiyo.exploits.models import Report as ReportRow
-from kamiyo.ingest.matching import BatchIncidents, NewIncident, fuzzy_candidates, sources_of, write_merge_keys
+from kamiyo.ingest.curation import Correction
+from kamiyo.ingest.matching import fuzzy_candidates, stored_sides, tx_hashes, write_merge_keys
 from kamiyo.ingest.merge import DERIVED_FIELDS, derive, material_changes
+from kamiyo.ingest.placement import Conflict, Placement, place
 from kamiyo.ingest.summaries import SummaryDeltas
 from kamiyo.kit.timeutil import utcnow
 from kamiyo.sources.base import Report
 
 BATCH = 5000
+COMMUNITY = "community"
+CORRECTED = (ReportRow.amount_usd, ReportRow.chain, ReportRow.category, ReportRow.timestamp)
 MergeFacts = tuple[datetime, float | None, set[str]]
-# Rows of `kamiyo import` are exploits in the operator's own shape, one incident each: they join stored
-# incidents by tx hash only (later reports of other sources still find them by the fuzzy rule).
-EXACT_ONLY_SOURCES = frozenset({"import"})
 REPORT_FACTS = (
     "url",
     "tx_hash",
@@ -88,11 +90,6 @@ def _report_values(report: Report, exploit_id: int, now: datetime) -> dict[str, 
     }
 
 
-def _tx_hashes(report: Report) -> list[str]:
-    hashes: list[str] = [report.tx_hash] if report.tx_hash else []
-    return hashes + [h for h in report.tx_hashes if h and h != report.tx_hash]
-
-
 async def _existing_reports(session: AsyncSession, batch: Sequence[Report]) -> dict[tuple[str, str], Any]:
     by_source: dict[str, list[str]] = {}
     for report in batch:
@@ -127,8 +124,8 @@ async def _exploits_by_tx(session: AsyncSession, hashes: set[str]) -> dict[str, 
 
 
 DERIVE_COLUMNS = (
-    ReportRow.exploit_id, ReportRow.source, ReportRow.protocol, ReportRow.timestamp, ReportRow.chain,
-    ReportRow.tx_hash, ReportRow.amount_usd, ReportRow.amount_text, ReportRow.recovered_usd,
+    ReportRow.exploit_id, ReportRow.source, ReportRow.source_ref, ReportRow.protocol, ReportRow.timestamp,
+    ReportRow.chain, ReportRow.tx_hash, ReportRow.amount_usd, ReportRow.amount_text, ReportRow.recovered_usd,
     ReportRow.category, ReportRow.description, ReportRow.attacker_address,
 )  # fmt: skip
 CHUNK = 5000
@@ -154,11 +151,12 @@ async def _rederive(
             reports.setdefault(row.exploit_id, []).append(row)
         for row in await session.execute(select(Exploit.id, *derived).where(Exploit.id.in_(chunk))):
             exploits[row.id] = row._mapping
+    community = await community_corrections(session, ids)
     changed = []
     keys: dict[int, MergeFacts] = {}
     moved: set[int] = set()
     for exploit_id, rows in reports.items():
-        after = derive(rows)
+        after = derive(rows, community.get(exploit_id, ()))
         before = {k: exploits[exploit_id][k] for k in after}
         keys[exploit_id] = (after["timestamp"], after["amount_usd"], {r.protocol for r in rows})
         if (before["timestamp"], before["amount_usd"]) != (after["timestamp"], after["amount_usd"]):
@@ -172,37 +170,6 @@ async def _rederive(
     for rows in groups.values():
         await session.execute(update(Exploit), rows)
     return changed, keys, moved
-
-
-def _place(
-    fresh: Sequence[Report],
-    by_tx: dict[str, int],
-    candidates: dict[int, list[int]],
-    sources: dict[int, set[str]],
-) -> tuple[list[tuple[Report, int]], BatchIncidents]:
-    """Each fresh report to a stored exploit or to a new incident of this batch, in this order:
-    a shared tx hash (stored, then in the batch), the best stored fuzzy candidate without a report
-    from the same source, the best fuzzy match among the batch's new incidents, else a new incident."""
-    attach: list[tuple[Report, int]] = []
-    incidents = BatchIncidents()
-    for position, report in enumerate(fresh):
-        hashes = _tx_hashes(report)
-        exploit_id = next((by_tx[h] for h in hashes if h in by_tx), None)
-        group = incidents.by_tx_of(hashes) if exploit_id is None else None
-        if exploit_id is None and group is None:
-            exploit_id = next(
-                (e for e in candidates.get(position, []) if report.source not in sources.get(e, ())), None
-            )
-        if exploit_id is None and group is None and report.source not in EXACT_ONLY_SOURCES:
-            group = incidents.find(report)
-        if exploit_id is not None:
-            attach.append((report, exploit_id))
-            sources.setdefault(exploit_id, set()).add(report.source)
-            for h in hashes:
-                by_tx.setdefault(h, exploit_id)
-        else:
-            incidents.add(report, hashes, group)
-    return attach, incidents
 
 
 async def _store_batch(
@@ -222,6 +189,9 @@ async def _store_batch(
         if row is None:
             fresh.append(report)
             continue
+        if report.incident is not None:  # an imported report of a stored one: the stored report stays
+            result.reports_unchanged += 1
+            continue
         values = _report_values(report, row.exploit_id, now)
         if all(getattr(row, k) == values[k] for k in REPORT_FACTS) and row.raw == report.raw:
             result.reports_unchanged += 1
@@ -232,9 +202,11 @@ async def _store_batch(
         touched.add(row.exploit_id)
         result.reports_changed += 1
 
-    attach, incidents = await _match(session, fresh)
+    placement = await _match(session, fresh)
+    attach = placement.attach
+    await _record_conflicts(session, placement.conflicts, now)
     touched.update(exploit_id for _, exploit_id in attach)
-    keys = await _insert_incidents(session, incidents.groups, attach, notify_since, now, deltas, result)
+    keys = await _insert_incidents(session, placement.groups, attach, notify_since, now, deltas, result)
     if attach:
         await session.execute(
             insert(cast(Table, ReportRow.__table__)), [_report_values(r, eid, now) for r, eid in attach]
@@ -260,23 +232,61 @@ async def _store_batch(
     return result
 
 
-async def _match(session: AsyncSession, fresh: list[Report]) -> tuple[list[tuple[Report, int]], BatchIncidents]:
+async def _match(session: AsyncSession, fresh: list[Report]) -> Placement:
     """Stored incidents by tx hash, fuzzy candidates for the rest (one query each), then placement."""
-    by_tx = await _exploits_by_tx(session, {h for r in fresh for h in _tx_hashes(r)})
-    untied = [
-        i
-        for i, r in enumerate(fresh)
-        if r.source not in EXACT_ONLY_SOURCES and not any(h in by_tx for h in _tx_hashes(r))
-    ]
+    by_tx = await _exploits_by_tx(session, {h for r in fresh for h in tx_hashes(r)})
+    untied = [i for i, r in enumerate(fresh) if r.incident is None and not any(h in by_tx for h in tx_hashes(r))]
     found = await fuzzy_candidates(session, [fresh[i] for i in untied])
     candidates = {untied[i]: ids for i, ids in found.items()}
-    sources = await sources_of(session, {e for ids in candidates.values() for e in ids})
-    return _place(fresh, by_tx, candidates, sources)
+    wanted = {e for ids in candidates.values() for e in ids} | set(by_tx.values())
+    return place(fresh, by_tx, await stored_sides(session, wanted), candidates)
+
+
+async def _record_conflicts(session: AsyncSession, conflicts: list[Conflict], now: datetime) -> None:
+    rows = {
+        (c.report.source, c.report.source_ref, c.exploit_id): {
+            "source": c.report.source,
+            "source_ref": c.report.source_ref,
+            "exploit_id": c.exploit_id,
+            "tx_hash": c.tx_hash,
+            "reason": c.reason,
+            "created_at": now,
+        }
+        for c in conflicts
+    }
+    if rows:
+        table = cast(Table, MergeConflict.__table__)
+        dialect = session.get_bind().dialect.name
+        statement = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+        await session.execute(statement.on_conflict_do_nothing(), list(rows.values()))
+
+
+async def community_corrections(session: AsyncSession, exploit_ids: list[int]) -> dict[int, list[Correction]]:
+    """Approved community corrections (`community` reports of kind correction) as corrections of their record:
+    they outrank every source, as curated corrections do, and survive re-ingest the same way."""
+    found: dict[int, list[Correction]] = {}
+    for start in range(0, len(exploit_ids), CHUNK):
+        rows = await session.execute(
+            select(ReportRow.exploit_id, ReportRow.source_ref, ReportRow.url, ReportRow.raw, *CORRECTED).where(
+                ReportRow.exploit_id.in_(exploit_ids[start : start + CHUNK]), ReportRow.source == COMMUNITY
+            )
+        )
+        for row in rows:
+            if not isinstance(row.raw, dict) or row.raw.get("kind") != "correction":
+                continue
+            reason = f"community correction ({row.source_ref}), approved on review"
+            for column in CORRECTED:
+                value = getattr(row, column.key)
+                if value not in (None, "", "other"):
+                    found.setdefault(row.exploit_id, []).append(
+                        Correction(f"{COMMUNITY}:{row.source_ref}", column.key, value, reason, row.url)
+                    )
+    return found
 
 
 async def _insert_incidents(
     session: AsyncSession,
-    groups: list[NewIncident],
+    groups: list[list[Report]],
     attach: list[tuple[Report, int]],
     notify_since: datetime | None,
     now: datetime,
@@ -287,13 +297,10 @@ async def _insert_incidents(
     keys: dict[int, MergeFacts] = {}
     if not groups:
         return keys
-    facts = [
-        derive(group.reports) | {"verified_on_chain": False, "first_seen_at": now, "updated_at": now}
-        for group in groups
-    ]
+    facts = [derive(group) | {"verified_on_chain": False, "first_seen_at": now, "updated_at": now} for group in groups]
     for group, exploit_id, fact in zip(groups, await _insert_exploits(session, facts), facts, strict=True):
-        attach.extend((report, exploit_id) for report in group.reports)
-        keys[exploit_id] = (fact["timestamp"], fact["amount_usd"], {r.protocol for r in group.reports})
+        attach.extend((report, exploit_id) for report in group)
+        keys[exploit_id] = (fact["timestamp"], fact["amount_usd"], {r.protocol for r in group})
         deltas.added(fact)
         if not fact["is_test"]:
             result.created.append(exploit_id)
@@ -352,10 +359,11 @@ async def store_reports(
     deltas = SummaryDeltas()
     batch: list[Report] = []
     for report in reports:
-        batch.append(report)
-        if len(batch) >= BATCH:
+        # A batch ends between imported rows, never inside one: a row's reports form one incident.
+        if len(batch) >= BATCH and (report.incident is None or report.incident != batch[-1].incident):
             result.add(await _store_batch(session, batch, notify_since, now, deltas))
             batch = []
+        batch.append(report)
     if batch:
         result.add(await _store_batch(session, batch, notify_since, now, deltas))
     await deltas.apply(session)

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.db import UTCDateTime
 from kamiyo.exploits.models import DailyCategoryStat, DailyChainStat, Exploit, is_public
+from kamiyo.ingest.merge import counted_loss
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The latest incident time of one (day, chain) cell, read through ix_exploits_chain_timestamp.
@@ -53,7 +54,7 @@ class _Cell:
 
     def add(self, facts: dict[str, Any], sign: int) -> None:
         self.count += sign
-        self.loss_usd += sign * (facts["amount_usd"] or 0.0)
+        self.loss_usd += sign * counted_loss(facts)
         self.recovered_usd += sign * (facts["recovered_usd"] or 0.0)
         if sign > 0 and (self.last_at is None or facts["timestamp"] > self.last_at):
             self.last_at = facts["timestamp"]

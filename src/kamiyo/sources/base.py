@@ -48,6 +48,10 @@ class Report:
     references: tuple[str, ...] = ()
     reported_at: datetime | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    # Set by `kamiyo import`: reports with the same value are one incident (one imported row). They join a
+    # stored incident only by (source, source_ref) or tx hash, never by the fuzzy rule, and never overwrite
+    # a stored report of the same key.
+    incident: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from sqlalchemy import String, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.exploits.filters import AnySelect, apply_sort
-from kamiyo.exploits.models import DailyCategoryStat, DailyChainStat, Exploit, Report
+from kamiyo.exploits.models import DailyCategoryStat, DailyChainStat, Exploit, Report, counted_loss
 from kamiyo.exploits.service import exploits_by_ids
 from kamiyo.kit.timeutil import utcnow
 
@@ -150,7 +150,7 @@ async def window_totals(session: AsyncSession, windows: tuple[int, ...], now: da
         edge_end = datetime.combine(since.date() + timedelta(days=1), time.min, tzinfo=UTC)
         edge = (
             await session.execute(
-                select(func.count(), func.sum(Exploit.amount_usd), func.sum(Exploit.recovered_usd)).where(
+                select(func.count(), func.sum(counted_loss()), func.sum(Exploit.recovered_usd)).where(
                     Exploit.is_test.is_(False), Exploit.timestamp >= since, Exploit.timestamp < edge_end
                 )
             )
