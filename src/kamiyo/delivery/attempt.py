@@ -22,6 +22,8 @@ async def send_one(
     """One attempt of one claimed row to its target."""
     if target is None:
         return SendResult(error="target deleted")
+    if target.broken:  # the target is disabled with the reason; its owner sees it
+        return SendResult(error=target.broken, disable_reason=target.broken)
     if isinstance(target, WebhookTarget):
         return await webhook_channel.send(client, target.url, item.message_id, item.body, target.secrets(now), now)
     message = orjson.loads(item.body)
