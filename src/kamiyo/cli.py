@@ -60,6 +60,33 @@ async def _seed() -> int:
     return len(result.created) if result else 0
 
 
+async def _key_check() -> Any:
+    from kamiyo.db import Database
+    from kamiyo.delivery.keycheck import check_key
+
+    settings = get_settings()
+    db = Database(settings.database_url)
+    try:
+        async with db.session() as session:
+            return await check_key(session, settings)
+    finally:
+        await db.dispose()
+
+
+def require_known_key() -> None:
+    """Exit (status 1, one line) when stored secrets exist and none of the newest opens with this key."""
+    found = _run(_key_check())
+    if found.key_is_new:
+        console.print(
+            f"kamiyo: refusing to start: the {found.sampled} newest stored webhook secrets and channel destinations "
+            "cannot be decrypted with this KAMIYO_SECRET_KEY; set the key this database was created with "
+            "(it is backed up with the database)",
+            soft_wrap=True,
+            highlight=False,
+        )
+        raise typer.Exit(1)
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
@@ -81,6 +108,7 @@ def serve(
     settings = get_settings()
     configure_logging(settings.log_level)
     migrations.upgrade(settings.database_url)
+    require_known_key()
     if settings.seed_default_dataset:
         created = _run(_seed())
         if created:
@@ -403,6 +431,8 @@ def worker(
     settings = get_settings()
     configure_logging(settings.log_level)
     migrations.upgrade(settings.database_url)
+    if deliver:
+        require_known_key()
     if settings.worker_metrics:
         from kamiyo.ops.metrics import start_worker_metrics_server
 

@@ -1,4 +1,4 @@
-"""`GET /health`: database reachability, data counts, source health and worker state."""
+"""`GET /health`: database reachability, data counts, source health, stored secrets and worker state."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 
 from kamiyo import __version__
-from kamiyo.api_deps import get_database
+from kamiyo.api_deps import get_app_settings, get_database
+from kamiyo.delivery.keycheck import check_key
 from kamiyo.exploits.models import Exploit, Report
 from kamiyo.ingest.health import is_healthy, source_states
 from kamiyo.kit.jsonresp import dumps
@@ -27,6 +28,7 @@ class HealthOut(BaseModel):
     database: dict[str, Any]
     sources: dict[str, Any]
     workers: dict[str, Any]
+    secrets: dict[str, Any] | None = None
 
 
 @router.get("/ping", summary="Liveness: answers without touching the database")
@@ -43,6 +45,7 @@ async def health(request: Request) -> Response:
             exploits = (await session.execute(select(func.count()).select_from(Exploit))).scalar_one()
             reports = (await session.execute(select(func.count(func.distinct(Report.source))))).scalar_one()
             states = await source_states(session)
+            keys = await check_key(session, get_app_settings(request))
     except Exception as exc:  # the point of a health check is to report this, not raise it
         log.warning("health check: database unavailable: %s", type(exc).__name__)
         body.update(
@@ -55,6 +58,10 @@ async def health(request: Request) -> Response:
     active = sum(1 for name in REGISTRY if is_healthy(states.get(name)))
     body["database"] = {"ok": True, "exploits": exploits, "sources": reports}
     body["sources"] = {"active": active, "total": len(REGISTRY), "failing": failing}
-    if failing:
+    # Webhook secrets and channel destinations this server's KAMIYO_SECRET_KEY cannot decrypt: their
+    # alerts stop (each such target is disabled), so the operator is told here too.
+    failures = keys.sampled - keys.opened
+    body["secrets"] = {"ok": keys.ok, "undecryptable_targets": keys.disabled, "sample_failures": failures}
+    if failing or not keys.ok:
         body["status"] = "degraded"
     return Response(dumps(body), media_type="application/json")

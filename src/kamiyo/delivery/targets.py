@@ -2,6 +2,8 @@
 
 Loaded once per claimed batch (one query per queue); decryption results are cached by ciphertext, so
 a rotation or edit (new ciphertext) is picked up at once and 10,000 sends decrypt each secret once.
+A secret this server's key cannot open (a restore onto a host with another `KAMIYO_SECRET_KEY`, a
+damaged row) makes only its own target `broken`: its rows fail and it is disabled, the others go on.
 """
 
 from __future__ import annotations
@@ -19,6 +21,12 @@ from kamiyo.config import Settings
 from kamiyo.delivery.models import AlertChannel, UserWebhook
 from kamiyo.delivery.queue import ALERTS, WEBHOOKS, Claimed
 from kamiyo.kit.crypto import SecretBox
+
+UNDECRYPTABLE = "stored secret cannot be decrypted with this server's KAMIYO_SECRET_KEY"
+BROKEN = {
+    "webhook": f"{UNDECRYPTABLE}: rotate the signing secret, then enable the endpoint again",
+    "alert": f"{UNDECRYPTABLE}: enter the destination again, then enable the channel again",
+}
 
 MAX_CACHE = 50_000
 _HOOKS: Any = UserWebhook.__table__
@@ -52,6 +60,7 @@ class WebhookTarget:
     enabled: bool
     disabled_reason: str | None
     consecutive_failures: int = 0
+    broken: str | None = None  # why nothing can be sent to it (its secret cannot be decrypted)
 
     def secrets(self, now: datetime) -> list[str]:
         """The signing secrets at `now`: the current one, plus the previous one inside its 24 h window."""
@@ -69,6 +78,7 @@ class ChannelTarget:
     enabled: bool
     disabled_reason: str | None
     consecutive_failures: int = 0
+    broken: str | None = None
 
 
 Target = WebhookTarget | ChannelTarget
@@ -79,12 +89,16 @@ class TargetCache:
         self.box = SecretBox(settings.resolved_secret_key())
         self._plain: dict[str, str] = {}
 
-    def decrypt(self, token: str) -> str:
+    def decrypt(self, token: str) -> str | None:
+        """The plain text, or None when this server's key cannot open it."""
         plain = self._plain.get(token)
         if plain is None:
             if len(self._plain) > MAX_CACHE:
                 self._plain.clear()
-            plain = self._plain[token] = self.box.decrypt(token)
+            try:
+                plain = self._plain[token] = self.box.decrypt(token)
+            except ValueError:
+                return None
         return plain
 
     async def load(self, session: AsyncSession, claimed: Sequence[Claimed]) -> dict[tuple[str, int], Target]:
@@ -99,21 +113,31 @@ class TargetCache:
         if channel_ids:
             channels = select(*_CHANNEL_COLUMNS).where(_id_in(_CHANNELS.c.id, channel_ids, pg))
             for ch in await session.execute(channels, {"ids": channel_ids} if pg else {}):
+                destination = self.decrypt(ch.target_enc)
                 found[(ALERTS.name, ch.id)] = ChannelTarget(
-                    ch.id, ch.kind, self.decrypt(ch.target_enc), ch.enabled, ch.disabled_reason, ch.consecutive_failures
+                    ch.id,
+                    ch.kind,
+                    destination or "",
+                    ch.enabled,
+                    ch.disabled_reason,
+                    ch.consecutive_failures,
+                    broken=None if destination is not None else BROKEN["alert"],
                 )
         return found
 
     def webhook(self, w: Any) -> WebhookTarget:
+        secret = self.decrypt(w.secret_enc)
         return WebhookTarget(
             id=w.id,
             url=w.url,
-            secret=self.decrypt(w.secret_enc),
+            secret=secret or "",
+            # an unreadable previous secret only stops signing with it; the current one still signs
             previous_secret=self.decrypt(w.previous_secret_enc) if w.previous_secret_enc else None,
             previous_expires_at=w.previous_secret_expires_at,
             enabled=w.enabled,
             disabled_reason=w.disabled_reason,
             consecutive_failures=w.consecutive_failures,
+            broken=None if secret is not None else BROKEN["webhook"],
         )
 
 

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import html
+import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,13 @@ import aiosmtplib
 from kamiyo.config import Settings
 from kamiyo.delivery.channels.format import Summary
 from kamiyo.delivery.client import SendResult
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+
+
+def header(value: str) -> str:
+    """A header value on one line: CR, LF and other control characters (from a source's text) become a space."""
+    return _CONTROL.sub(" ", value).strip()
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +89,9 @@ async def send(target: str, message: dict[str, Any], now: datetime, settings: Se
         return SendResult(error="e-mail is not configured on this server (KAMIYO_SMTP_URL)")
     smtp = parse_smtp_url(settings.smtp_url)
     mail = EmailMessage()
-    mail["From"] = settings.smtp_from
-    mail["To"] = target
-    mail["Subject"] = message["subject"]
+    mail["From"] = header(settings.smtp_from)
+    mail["To"] = header(target)
+    mail["Subject"] = header(message["subject"])
     mail.set_content(message["text"])
     mail.add_alternative(message["html"], subtype="html")
     started = time.perf_counter()

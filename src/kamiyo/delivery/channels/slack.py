@@ -1,12 +1,20 @@
-"""Slack: Block Kit message posted to an incoming-webhook URL."""
+"""Slack: Block Kit message posted to an incoming-webhook URL.
+
+Every text that came from a source is mrkdwn-escaped (`&`, `<`, `>`), so it can carry no link
+(`<url|text>`) and no mention (`<!channel>`, `<@U…>`); Slack has no escape for `*` `_` `~`, which
+only change emphasis.
+"""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
 from kamiyo.delivery.channels.format import Summary, short_hash
 from kamiyo.delivery.client import DeliveryClient, SendResult
+
+_SAFE_URL = re.compile(r"https://[^\s<>|&]+")
 
 
 def escape(text: str) -> str:
@@ -18,7 +26,8 @@ def render(summary: Summary) -> dict[str, Any]:
     links = [f"<{summary.kamiyo_url}|View on Kamiyo>"]
     if summary.tx_hash:
         tx = escape(short_hash(summary.tx_hash))
-        links.insert(0, f"<{summary.tx_url}|Tx {tx}>" if summary.tx_url else f"Tx `{tx}`")
+        safe = summary.tx_url and _SAFE_URL.fullmatch(summary.tx_url)
+        links.insert(0, f"<{summary.tx_url}|Tx {tx}>" if safe else f"Tx `{tx}`")
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": summary.title[:150], "emoji": True}},
         {"type": "section", "fields": fields},
@@ -28,7 +37,7 @@ def render(summary: Summary) -> dict[str, Any]:
     if summary.changes:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Changed:* {escape(summary.changes)}"}})
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(links)}]})
-    return {"text": f"{summary.title} ({summary.chain})", "blocks": blocks}
+    return {"text": escape(f"{summary.title} ({summary.chain})"), "blocks": blocks}
 
 
 async def send(client: DeliveryClient, target: str, message: dict[str, Any], now: datetime) -> SendResult:

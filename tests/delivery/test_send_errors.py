@@ -1,0 +1,98 @@
+"""A send that raises is a failed attempt with its error, retried by the schedule; header values stay on one line."""
+
+from __future__ import annotations
+
+import email
+from email.message import Message
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from sqlalchemy import select
+
+from kamiyo.db import Database
+from kamiyo.delivery.models import AlertSent
+from tests.delivery.support import (
+    add_channel,
+    api,
+    auth,
+    delivery_settings,
+    ingest,
+    make_user,
+    report,
+    running_worker,
+    wait_until,
+)
+from tests.support.services import free_port
+
+PROTOCOL = "Newline\r\nBcc: victim@example.com\nFi"
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], Message]] = []
+
+    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
+        self.messages.append((list(envelope.rcpt_tos), email.message_from_bytes(envelope.content)))
+        return "250 OK"
+
+
+async def _rows(db: Database, channel_id: int) -> list[AlertSent]:
+    async with db.session() as session:
+        found = await session.execute(select(AlertSent).where(AlertSent.channel_id == channel_id))
+        return list(found.scalars())
+
+
+async def test_a_newline_in_a_source_protocol_is_sent_on_one_subject_line(db_url: str, db: Database) -> None:
+    inbox = _Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        settings = delivery_settings(db_url, KAMIYO_SMTP_URL=f"smtp://127.0.0.1:{port}")
+        async with running_worker(db, settings):
+            user_id, _ = await make_user(db, "pro")
+            channel_id = await add_channel(db, user_id, "email", "sec@example.com")
+            await ingest(db, report(protocol=PROTOCOL))
+
+            async def settled() -> bool:
+                rows = await _rows(db, channel_id)
+                return len(rows) == 1 and rows[0].status != "pending"
+
+            assert await wait_until(settled, 10)
+            [row] = await _rows(db, channel_id)
+            assert (row.status, row.attempts) == ("succeeded", 1), row.error
+        async with api(settings) as (app, client):
+            _, key = await make_user(app.state.db, "pro")
+            created = await client.post("/api/v1/email/channels", headers=auth(key), json={"address": "t@example.com"})
+            r = await client.post(f"/api/v1/email/channels/{created.json()['id']}/test", headers=auth(key))
+            assert r.status_code == 200 and r.json()["success"] is True, r.text
+    finally:
+        controller.stop()
+    assert [rcpt for rcpt, _ in inbox.messages] == [["sec@example.com"], ["t@example.com"]]
+    for _rcpt, mail in inbox.messages:
+        assert mail["Bcc"] is None and "\n" not in mail["Subject"] and "\r" not in mail["Subject"]
+    assert inbox.messages[0][1]["Subject"].startswith("[Kamiyo] Newline Bcc: victim@example.com Fi exploited")
+
+
+async def test_a_send_that_raises_is_a_failed_attempt_retried_by_the_schedule(db_url: str, db: Database) -> None:
+    settings = delivery_settings(
+        db_url, KAMIYO_SMTP_URL="smtp:///no-host-here", KAMIYO_WEBHOOK_RETRY_SCHEDULE="0.2,0.2"
+    )
+    async with running_worker(db, settings):
+        user_id, _ = await make_user(db, "pro")
+        channel_id = await add_channel(db, user_id, "email", "sec@example.com")
+        await ingest(db, report())
+
+        async def exhausted() -> bool:
+            rows = await _rows(db, channel_id)
+            return len(rows) == 1 and rows[0].status == "failed"
+
+        assert await wait_until(exhausted, 10)
+    [row] = await _rows(db, channel_id)
+    assert row.attempts == 3 and row.error is not None and row.error.startswith("ValueError: KAMIYO_SMTP_URL")
+    async with api(settings) as (app, client):
+        _, key = await make_user(app.state.db, "pro")
+        created = await client.post("/api/v1/email/channels", headers=auth(key), json={"address": "t@example.com"})
+        r = await client.post(f"/api/v1/email/channels/{created.json()['id']}/test", headers=auth(key))
+        assert r.status_code == 200, r.text
+        assert r.json()["success"] is False and r.json()["delivery"]["error"].startswith("ValueError")
