@@ -17,6 +17,7 @@ from kamiyo.accounts.deps import RateLimited, get_limiter
 from kamiyo.accounts.models import User
 from kamiyo.accounts.ratelimit import parse_rate
 from kamiyo.errors import KamiyoError
+from kamiyo.kit.clientip import client_identity
 
 LOGIN_FAILURE_RATE = parse_rate("10/minute")
 
@@ -27,7 +28,7 @@ class InvalidCredentials(KamiyoError):
 
 
 def _throttle_identity(request: Request, email: str) -> str:
-    client = request.client.host if request.client else "unknown"
+    client = client_identity(request.scope)
     digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:24]
     return f"{client}/{digest}"
 
