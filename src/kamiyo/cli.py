@@ -128,6 +128,7 @@ def serve(
         log_config=None,
         access_log=False,
         server_header=False,
+        proxy_headers=False,  # the app decides whose forwarded headers to believe (KAMIYO_TRUSTED_PROXIES)
     )
 
 

@@ -12,6 +12,8 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from kamiyo.kit.clientip import Network, parse_networks
+
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -51,6 +53,10 @@ class Settings(BaseSettings):
     response_cache_seconds: float = Field(default=2.0, alias="KAMIYO_RESPONSE_CACHE_SECONDS")
     log_level: str = Field(default="INFO", alias="KAMIYO_LOG_LEVEL")
     public_url: str = Field(default="http://127.0.0.1:8000", alias="KAMIYO_PUBLIC_URL")
+    # Addresses or CIDR networks (comma list) whose X-Forwarded-For / Forwarded is believed; none by default.
+    trusted_proxies: str = Field(default="", alias="KAMIYO_TRUSTED_PROXIES")
+    # Seconds a connection may take to send a request's head (request line and headers) before it is closed.
+    header_timeout: float = Field(default=10.0, gt=0, le=3600, alias="KAMIYO_HEADER_TIMEOUT")
     # Backups (`kamiyo backup`, and the worker's scheduled job): folder (default data/backups), how many
     # to keep, and how often the worker takes one (`0` turns the schedule off).
     backup_dir: Path | None = Field(default=None, alias="KAMIYO_BACKUP_DIR")
@@ -97,6 +103,16 @@ class Settings(BaseSettings):
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise ValueError("KAMIYO_RPC_URLS must be a JSON object of chain slug to JSON-RPC URL")
         return {str(k).strip().lower(): v.strip() for k, v in value.items() if v.strip()}
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[Network, ...]:
+        return parse_networks(self.trusted_proxies)
 
     @field_validator("webhook_retry_schedule")
     @classmethod

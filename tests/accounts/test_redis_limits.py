@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 import pytest
 
 from tests.accounts.helpers import bearer, running, settings_for, user_with_key
-from tests.support.services import RedisServer, free_port, redis_server
-
-
-@pytest.fixture
-def redis() -> Iterator[RedisServer]:
-    with redis_server() as server:
-        yield server
+from tests.support.services import RedisServer, free_port
 
 
 async def test_two_app_instances_share_one_quota_through_redis(db_url: str, redis: RedisServer) -> None:

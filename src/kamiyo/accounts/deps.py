@@ -4,23 +4,26 @@
   session cookie; 401 with `WWW-Authenticate: Bearer` otherwise. Cookie-authenticated POST/PATCH/PUT/DELETE
   must carry the CSRF token (403 `csrf_failed` if not); key-authenticated requests need none.
 - `OptionalUser`: the same, or None (pages that work for visitors too).
-- `Depends(limit_webhook_mutations)`: 10 changes a minute per user, for the webhook routes.
+- `Depends(mutation_budget)`: 10 changes a minute per user, for the webhook and alert channel routes; a change
+  refused as invalid or not allowed (400/403/409/422) gives its count back. `limit_webhook_mutations` is the
+  bare count, for callers that are not dependencies.
 - `Depends(require_feature("live_stream"))`: 403 unless the user's tier includes the feature.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.accounts import service, sessions
 from kamiyo.accounts.csrf import verify_csrf
 from kamiyo.accounts.models import User
-from kamiyo.accounts.ratelimit import Limiter, parse_rate
+from kamiyo.accounts.ratelimit import Limiter, Window, parse_rate
 from kamiyo.api_deps import SessionDep
 from kamiyo.errors import KamiyoError
 from kamiyo.tiers import Feature, Tier, get_tier
@@ -136,10 +139,13 @@ CurrentUser = Annotated[User, Depends(current_user)]
 OptionalUser = Annotated[User | None, Depends(optional_user)]
 
 
-async def limit_webhook_mutations(request: Request, principal: PrincipalDep) -> None:
-    """At most 10 webhook changes a minute per user (429 with Retry-After beyond)."""
+async def limit_webhook_mutations(request: Request, principal: PrincipalDep) -> Window | None:
+    """Count one webhook or channel change against the user's 10 a minute (429 with Retry-After beyond).
+
+    Counted first, with one atomic increment, so concurrent changes cannot all pass a check made before
+    any of them was counted. The window counted in, or None when rate limits are off."""
     if not request.app.state.settings.rate_limits_enabled:
-        return
+        return None
     window = await get_limiter(request).hit("webhook-mutations", str(principal.user_id), WEBHOOK_MUTATION_RATE)
     if not window.allowed:
         raise RateLimited(
@@ -147,6 +153,23 @@ async def limit_webhook_mutations(request: Request, principal: PrincipalDep) -> 
             details={"limit": window.limit, "reset": window.reset},
             headers=window.headers(),
         )
+    return window
+
+
+REFUNDED_STATUSES = frozenset({400, 403, 409, 422})
+
+
+async def mutation_budget(request: Request, principal: PrincipalDep) -> AsyncIterator[None]:
+    """The dependency form of `limit_webhook_mutations`: a refused change does not use up the budget."""
+    window = await limit_webhook_mutations(request, principal)
+    try:
+        yield
+    except (KamiyoError, RequestValidationError) as exc:
+        status = exc.status if isinstance(exc, KamiyoError) else 422
+        if window is not None and status in REFUNDED_STATUSES:
+            limiter = get_limiter(request)
+            await limiter.refund("webhook-mutations", str(principal.user_id), WEBHOOK_MUTATION_RATE, window)
+        raise
 
 
 def require_feature(feature: Feature) -> Callable[[PrincipalDep], Awaitable[None]]:

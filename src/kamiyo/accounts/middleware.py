@@ -26,6 +26,7 @@ from kamiyo.accounts.csrf import CSRF_COOKIE
 from kamiyo.accounts.deps import Principal, api_key_from_headers
 from kamiyo.accounts.ratelimit import Limiter, Window
 from kamiyo.errors import error_body
+from kamiyo.kit.clientip import client_identity
 from kamiyo.kit.jsonresp import FastJSONResponse
 from kamiyo.tiers import get_tier
 
@@ -113,9 +114,8 @@ class AccessMiddleware:
         else:
             if not settings.rate_limits_enabled:
                 return None
-            client = scope.get("client")
             rate: RateLimitItem = app.state.anon_rate
-            window = await limiter.hit("anon", client[0] if client else "unknown", rate)
+            window = await limiter.hit("anon", client_identity(scope), rate)
             message = "anonymous rate limit reached; an API key raises the limit"
         if not window.allowed:
             details = {"limit": window.limit, "reset": window.reset}

@@ -162,6 +162,12 @@ class Limiter:
         """The current window without counting."""
         return await self._count(name, identity, item.amount, item.get_expiry(), 0)
 
+    async def refund(self, name: str, identity: str, item: limits.RateLimitItem, window: Window) -> None:
+        """Give back one request counted by `hit` into `window` (e.g. a change that was refused)."""
+        seconds = item.get_expiry()
+        key = f"{name}/{identity}/{seconds}/{window.reset // seconds - 1}"
+        await self.store.incr(key, max(1, window.reset - int(self.clock())) + 1, -1)
+
     async def hit_daily(self, name: str, identity: str, per_day: int, *, cost: int = 1) -> Window:
         """Count against a per-UTC-day allowance; resets at midnight UTC."""
         return await self._count(name, identity, per_day, DAY, cost)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 
-from kamiyo.accounts.deps import CurrentUser, limit_webhook_mutations
+from kamiyo.accounts.deps import CurrentUser, mutation_budget
 from kamiyo.alerts import service
 from kamiyo.alerts.schemas import (
     ChannelList,
@@ -34,6 +34,7 @@ CREATE_MODELS: dict[str, type[Any]] = {
     "email": EmailChannelCreate,
 }
 TITLES = {"discord": "Discord", "slack": "Slack", "telegram": "Telegram", "email": "E-mail"}
+Mutation = Depends(mutation_budget)  # the webhooks' 10 changes a minute per user
 
 
 def kind_router(kind: str) -> APIRouter:
@@ -48,7 +49,9 @@ def kind_router(kind: str) -> APIRouter:
         mine = [service.channel_dict(c) for c in every if c.kind == kind]
         return {"data": mine, "limit": get_tier(user.tier).channels, "used": len(every)}
 
-    @router.post("", status_code=201, response_model=ChannelOut, summary=f"Add a {title} channel")
+    @router.post(
+        "", status_code=201, response_model=ChannelOut, dependencies=[Mutation], summary=f"Add a {title} channel"
+    )
     async def create(
         user: CurrentUser,
         session: SessionDep,
@@ -62,14 +65,16 @@ def kind_router(kind: str) -> APIRouter:
     async def read(channel_id: ChannelId, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
         return service.channel_dict(await service.get_channel(session, user.id, kind, channel_id))
 
-    @router.patch("/{channel_id}", response_model=ChannelOut, summary=f"Change a {title} channel")
+    @router.patch(
+        "/{channel_id}", response_model=ChannelOut, dependencies=[Mutation], summary=f"Change a {title} channel"
+    )
     async def update(
         channel_id: ChannelId, data: ChannelUpdate, user: CurrentUser, session: SessionDep, settings: SettingsDep
     ) -> dict[str, Any]:
         channel = await service.get_channel(session, user.id, kind, channel_id)
         return service.channel_dict(await service.update_channel(session, settings, channel, data, utcnow()))
 
-    @router.delete("/{channel_id}", status_code=204, summary=f"Delete a {title} channel")
+    @router.delete("/{channel_id}", status_code=204, dependencies=[Mutation], summary=f"Delete a {title} channel")
     async def delete(channel_id: ChannelId, user: CurrentUser, session: SessionDep) -> Response:
         await service.delete_channel(session, await service.get_channel(session, user.id, kind, channel_id))
         return Response(status_code=204)
@@ -77,7 +82,7 @@ def kind_router(kind: str) -> APIRouter:
     @router.post(
         "/{channel_id}/test",
         response_model=TestOutcome,
-        dependencies=[Depends(limit_webhook_mutations)],
+        dependencies=[Mutation],
         summary=f"Send a test alert to a {title} channel",
     )
     async def test(
@@ -105,6 +110,7 @@ def kind_router(kind: str) -> APIRouter:
         "/{channel_id}/deliveries/{delivery_id}/retry",
         status_code=202,
         response_model=DeliveryOut,
+        dependencies=[Mutation],
         summary="Send one alert again now",
     )
     async def retry(channel_id: ChannelId, delivery_id: DeliveryId, user: CurrentUser, session: SessionDep) -> Any:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kamiyo.accounts.models import User
 from kamiyo.delivery.models import AlertChannel, UserWebhook
 from kamiyo.delivery.queue import bump_subscriptions
-from kamiyo.delivery.service import LimitReached
+from kamiyo.delivery.service import LimitReached, lock_owner
 from kamiyo.kit.timeutil import utcnow
 from kamiyo.tiers import Tier, get_tier
 
@@ -44,6 +44,7 @@ async def apply_plan(session: AsyncSession, user_id: int, tier: str) -> PlanChan
     plan = get_tier(tier)
     change = PlanChange()
     now = utcnow()
+    await lock_owner(session, user_id)  # no create or enable of this user's runs in between
     models: tuple[type[UserWebhook] | type[AlertChannel], ...] = (UserWebhook, AlertChannel)
     for model in models:
         found = await session.execute(select(model).where(model.user_id == user_id).order_by(model.id))
@@ -70,7 +71,8 @@ async def apply_plan(session: AsyncSession, user_id: int, tier: str) -> PlanChan
 
 
 async def check_room_to_enable(session: AsyncSession, model: Any, user_id: int) -> None:
-    """403 when turning one more endpoint or channel on would exceed the owner's plan."""
+    """403 when turning one more endpoint or channel on would exceed the owner's plan (owner locked first)."""
+    await lock_owner(session, user_id)
     tier = (await session.execute(select(User.tier).where(User.id == user_id))).scalar_one_or_none()
     plan = get_tier(tier)
     limit = _limit(plan, model)

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kamiyo.accounts.models import User
 from kamiyo.config import Settings
 from kamiyo.db import Database
 from kamiyo.delivery import wakeup
@@ -50,8 +51,26 @@ class LimitReached(KamiyoError):
     code = "limit_reached"
 
 
+async def lock_owner(session: AsyncSession, user_id: int) -> None:
+    """Lock the owner's row until the transaction ends, so one user's plan-limited changes count one at a time.
+
+    PostgreSQL: `SELECT … FOR UPDATE`. SQLite has no row locks: a no-op `UPDATE` of the row takes the
+    database's single write lock instead, and with it a view of every committed row. Call it just before the
+    write it guards, after slow checks (a webhook URL's DNS lookup), so the lock is held only for the write.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(User.id).where(User.id == user_id).with_for_update())
+    else:
+        users: Any = User.__table__
+        await session.execute(update(users).where(users.c.id == user_id).values(id=users.c.id))
+
+
 async def check_limit(session: AsyncSession, model: Any, user_id: int, limit: int, tier: str, what: str) -> None:
-    """403 with the limit in the message when the user already has `limit` of these."""
+    """403 with the limit in the message when the user already has `limit` of these.
+
+    The owner is locked first (`lock_owner`), so concurrent creates by one user cannot all see room for one more.
+    """
+    await lock_owner(session, user_id)
     count = (await session.execute(select(func.count()).where(model.user_id == user_id))).scalar_one()
     if count >= limit:
         raise LimitReached(

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from kamiyo.accounts.deps import CurrentUser, limit_webhook_mutations
+from kamiyo.accounts.deps import CurrentUser, mutation_budget
 from kamiyo.api_deps import SessionDep, SettingsDep, get_database
 from kamiyo.delivery import service as delivery
 from kamiyo.delivery.channels.webhook import render_body
@@ -28,7 +28,7 @@ from kamiyo.webhooks.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1/user-webhooks", tags=["webhooks"])
-Mutation = Depends(limit_webhook_mutations)
+Mutation = Depends(mutation_budget)
 WebhookId = Annotated[int, Path(ge=1, le=2**62, description="Endpoint id.")]
 DeliveryId = Annotated[int, Path(ge=1, le=2**62, description="Delivery id.")]
 

@@ -62,8 +62,8 @@ async def create_webhook(
     session: AsyncSession, settings: Settings, user_id: int, tier: str, data: WebhookCreate, now: datetime
 ) -> tuple[UserWebhook, str]:
     plan = get_tier(tier)
-    await check_limit(session, UserWebhook, user_id, plan.webhooks, plan.name, "webhook endpoints")
     url = await checked_url(data.url, settings)
+    await check_limit(session, UserWebhook, user_id, plan.webhooks, plan.name, "webhook endpoints")
     filters, min_amount = _filters(data.filters)
     secret = new_webhook_secret()
     hook = UserWebhook(
