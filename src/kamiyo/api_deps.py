@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.config import Settings
-from kamiyo.db import Database
+from kamiyo.db import MAX_ROW_ID, Database
+
+
+def row_id(description: str) -> Any:
+    """Every integer id in a path, API and pages alike: outside 1..MAX_ROW_ID it is an invalid value (422),
+    checked before any query (the database could not hold it)."""
+    return Path(ge=1, le=MAX_ROW_ID, description=description)
 
 
 def get_database(request: Request) -> Database:

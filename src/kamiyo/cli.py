@@ -107,6 +107,9 @@ def serve(
 
     settings = get_settings()
     configure_logging(settings.log_level)
+    warning = settings.public_url_warning(host)
+    if warning:
+        console.print(f"[yellow]{warning}")
     migrations.upgrade(settings.database_url)
     require_known_key()
     if settings.seed_default_dataset:
@@ -431,6 +434,8 @@ def worker(
 
     settings = get_settings()
     configure_logging(settings.log_level)
+    if settings.public_url_setting is None and deliver:
+        console.print(f"[yellow]KAMIYO_PUBLIC_URL is unset: links in alerts will point at {settings.public_url}")
     migrations.upgrade(settings.database_url)
     if deliver:
         require_known_key()

@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import secrets
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from kamiyo.kit.clientip import Network, parse_networks
 
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for a bind address or name that only this machine can reach."""
+    host = host.strip().strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_duration(text: str) -> timedelta:
@@ -52,11 +66,12 @@ class Settings(BaseSettings):
     seed_default_dataset: bool = Field(default=True, alias="KAMIYO_SEED")
     response_cache_seconds: float = Field(default=2.0, alias="KAMIYO_RESPONSE_CACHE_SECONDS")
     log_level: str = Field(default="INFO", alias="KAMIYO_LOG_LEVEL")
-    public_url: str = Field(default="http://127.0.0.1:8000", alias="KAMIYO_PUBLIC_URL")
     # Addresses or CIDR networks (comma list) whose X-Forwarded-For / Forwarded is believed; none by default.
     trusted_proxies: str = Field(default="", alias="KAMIYO_TRUSTED_PROXIES")
     # Seconds a connection may take to send a request's head (request line and headers) before it is closed.
     header_timeout: float = Field(default=10.0, gt=0, le=3600, alias="KAMIYO_HEADER_TIMEOUT")
+    # The base URL of links in alerts, feeds and e-mails (never taken from a request's Host header).
+    public_url_setting: str | None = Field(default=None, alias="KAMIYO_PUBLIC_URL")
     # Backups (`kamiyo backup`, and the worker's scheduled job): folder (default data/backups), how many
     # to keep, and how often the worker takes one (`0` turns the schedule off).
     backup_dir: Path | None = Field(default=None, alias="KAMIYO_BACKUP_DIR")
@@ -150,6 +165,30 @@ class Settings(BaseSettings):
         if self.backup_interval.strip().lower() in {"0", "off", "no", "false"}:
             return 0.0
         return parse_duration(self.backup_interval).total_seconds()
+
+    @field_validator("public_url_setting")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ValueError("KAMIYO_PUBLIC_URL must be an http(s) URL, e.g. https://kamiyo.example")
+        return value.strip().rstrip("/")
+
+    @property
+    def public_url(self) -> str:
+        """KAMIYO_PUBLIC_URL, or the local default when it is unset (see `public_url_warning`)."""
+        return self.public_url_setting or DEFAULT_PUBLIC_URL
+
+    def public_url_warning(self, host: str) -> str | None:
+        """A warning when the server listens beyond loopback but links would point at the local default."""
+        if self.public_url_setting or is_loopback_host(host):
+            return None
+        return (
+            f"KAMIYO_PUBLIC_URL is unset while listening on {host}: links in alerts, feeds and e-mails "
+            f"will point at {DEFAULT_PUBLIC_URL}; set it to the address users reach"
+        )
 
     @property
     def cors_origin_list(self) -> list[str]:

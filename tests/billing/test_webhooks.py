@@ -234,3 +234,31 @@ async def test_subscription_found_by_metadata_when_customer_is_new(db_url: str, 
         sub = subscription("sub_m", "cus_other", PRICES["pro"], metadata={"user_id": str(b.user_id), "tier": "pro"})
         await deliver(b.c, event("customer.subscription.created", sub, int(time.time())))
         assert await b.tier() == "pro"
+
+
+async def test_an_unknown_price_grants_free_whatever_its_metadata_says(
+    db_url: str, stripe_api: FakeStripe, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with buyer(db_url, stripe_api) as b:
+        t = int(time.time())
+        await deliver(
+            b.c, event("checkout.session.completed", completed_checkout(b.user_id, b.customer, "sub_p", "pro"), t)
+        )
+        await deliver(b.c, event("customer.subscription.created", subscription("sub_p", b.customer, PRICES["pro"]), t))
+        assert await b.tier() == "pro"
+        cheap = subscription(
+            "sub_p", b.customer, "price_cheap_1", metadata={"user_id": str(b.user_id), "tier": "enterprise"}
+        )
+        with caplog.at_level("WARNING", logger="kamiyo.billing.webhooks"):
+            r = await deliver(b.c, event("customer.subscription.updated", cheap, t + 60))
+        assert r.status_code == 200 and "unknown price price_cheap_1" in r.json()["outcome"]
+        assert await b.tier() == "free"
+        assert (await b.subscription())["tier"] == "free"
+        warning = next(rec.getMessage() for rec in caplog.records if "price_cheap_1" in rec.getMessage())
+        assert "sub_p" in warning and "free" in warning
+        fresh = subscription("sub_n", "cus_new", "price_cheap_2", metadata={"user_id": str(b.user_id), "tier": "team"})
+        await deliver(b.c, event("customer.subscription.created", fresh, t + 61))
+        assert await b.tier() == "free"
+        back = subscription("sub_p", b.customer, PRICES["team"])
+        await deliver(b.c, event("customer.subscription.updated", back, t + 120))
+        assert await b.tier() == "team"  # a configured price still buys its tier

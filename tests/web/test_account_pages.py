@@ -128,6 +128,25 @@ async def test_every_mutation_needs_the_csrf_token(visitor: httpx.AsyncClient) -
     assert forged_login.status_code == 403
 
 
+async def test_a_pre_session_token_is_refused_once_a_session_exists(db_url: str, visitor: httpx.AsyncClient) -> None:
+    """Cookie injection: another site plants its own pre-session cookie in a logged-in browser, then posts the
+    matching token (which it got by visiting us itself). Only the session-bound token may pass."""
+    await post_form(visitor, "/signup", "/signup", email="victim@example.com", password=PASSWORD)
+    async with running(settings_for(db_url)) as (_, attacker):
+        planted_token = csrf_of((await attacker.get("/login")).text)
+        planted_cookie = attacker.cookies["kamiyo_csrf"]
+    visitor.cookies.set("kamiyo_csrf", planted_cookie)
+    forged = await visitor.post("/app/keys", data={"csrf_token": planted_token, "name": "planted"})
+    assert forged.status_code == 403 and "expired or did not come from this site" in form_error_of(forged.text)
+    header = await visitor.post("/app/keys", data={"name": "planted"}, headers={"X-CSRF-Token": planted_token})
+    assert header.status_code == 403
+    assert "planted" not in (await visitor.get("/app/keys")).text.split("Active keys")[1]
+    odd = await visitor.post("/app/keys", data={"name": "x"}, headers={"X-CSRF-Token": "caf\u00e9".encode("latin-1")})
+    assert odd.status_code == 403  # a non-ASCII token is a wrong token, not a 500
+    honest = await post_form(visitor, "/app/keys", "/app/keys", name="mine")  # the session's own token still works
+    assert honest.status_code == 201 and "mine" in honest.text
+
+
 async def test_logout_ends_the_session(visitor: httpx.AsyncClient) -> None:
     await post_form(visitor, "/signup", "/signup", email="bye@example.com", password=PASSWORD)
     r = await post_form(visitor, "/app/keys", "/logout")

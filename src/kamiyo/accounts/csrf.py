@@ -1,9 +1,9 @@
 """CSRF protection for cookie-authenticated mutations (signed double submit).
 
 The token is an HMAC, under the app secret, of a value only the browser's own cookies carry: the
-session token when logged in, else a random pre-session cookie (`kamiyo_csrf`, set on the answer that
-first asked for a token). Another site can neither read those cookies nor compute the HMAC, so a form
-or header carrying the right token proves the request came from our own pages. API-key requests need
+session token when logged in (then only that one), else a random pre-session cookie (`kamiyo_csrf`,
+set on the answer that first asked for a token). Another site can neither read those cookies nor compute
+the HMAC, so a form or header carrying the right token proves the request came from our own pages. API-key requests need
 no token: browsers never attach keys on their own.
 
 Templates: `<input type="hidden" name="csrf_token" value="{{ csrf_token(request) }}">`;
@@ -48,16 +48,18 @@ def csrf_token(request: Request) -> str:
     return mac(app_secret(request), "csrf-pre", pre)
 
 
-def _expected(request: Request) -> list[str]:
+def _expected(request: Request) -> str | None:
+    """The one token this request may carry: bound to its session when there is one, so a pre-session
+    token (whose cookie another site could plant, e.g. from a sibling subdomain) never authorises a
+    logged-in browser's mutation; else bound to the pre-session cookie."""
     secret = app_secret(request)
-    expected = []
     token = session_token(request)
     if token:
-        expected.append(mac(secret, "csrf", token))
+        return mac(secret, "csrf", token)
     pre = request.cookies.get(CSRF_COOKIE)
     if pre and len(pre) <= 100:
-        expected.append(mac(secret, "csrf-pre", pre))
-    return expected
+        return mac(secret, "csrf-pre", pre)
+    return None
 
 
 async def _sent_token(request: Request) -> str | None:
@@ -79,5 +81,6 @@ async def verify_csrf(request: Request) -> None:
     if request.method in SAFE_METHODS:
         return
     sent = await _sent_token(request)
-    if not sent or not any(hmac.compare_digest(sent, value) for value in _expected(request)):
+    expected = _expected(request)
+    if not sent or expected is None or not hmac.compare_digest(sent.encode(), expected.encode()):
         raise CsrfFailed("missing or wrong CSRF token: send the page's csrf_token field or X-CSRF-Token header")

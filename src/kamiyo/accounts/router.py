@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi import Path as PathParam
 
 from kamiyo.accounts import service, sessions
 from kamiyo.accounts.csrf import csrf_token, csrf_token_for_session, verify_csrf
@@ -21,7 +20,7 @@ from kamiyo.accounts.schemas import (
     MeOut,
     SignupIn,
 )
-from kamiyo.api_deps import SessionDep
+from kamiyo.api_deps import SessionDep, row_id
 from kamiyo.tiers import get_tier, tiers_markdown
 
 router = APIRouter(tags=["accounts"])
@@ -110,7 +109,10 @@ async def create_key(user: CurrentUser, session: SessionDep, body: KeyCreateIn |
     return {**_key(key), "key": raw}
 
 
+KeyId = Annotated[int, row_id("API key id.")]
+
+
 @router.delete("/keys/{key_id}", status_code=204, summary="Revoke an API key at once", responses=AUTH_ERRORS)
-async def revoke_key(user: CurrentUser, session: SessionDep, key_id: int = PathParam(ge=1, le=2**62)) -> Response:
+async def revoke_key(user: CurrentUser, session: SessionDep, key_id: KeyId) -> Response:
     await service.revoke_key(session, user.id, key_id)
     return Response(status_code=204)

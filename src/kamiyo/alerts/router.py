@@ -5,7 +5,7 @@
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
 from kamiyo.accounts.deps import CurrentUser, mutation_budget
 from kamiyo.alerts import service
@@ -17,7 +17,7 @@ from kamiyo.alerts.schemas import (
     TelegramChannelCreate,
     WebhookChannelCreate,
 )
-from kamiyo.api_deps import SessionDep, SettingsDep, get_database
+from kamiyo.api_deps import SessionDep, SettingsDep, get_database, row_id
 from kamiyo.delivery import service as delivery
 from kamiyo.delivery.channels import RENDERERS, summarise
 from kamiyo.delivery.queue import ALERTS
@@ -25,8 +25,8 @@ from kamiyo.kit.timeutil import utcnow
 from kamiyo.tiers import get_tier
 from kamiyo.webhooks.schemas import DeliveryOut, DeliveryPage, TestOutcome
 
-ChannelId = Annotated[int, Path(ge=1, le=2**62, description="Channel id.")]
-DeliveryId = Annotated[int, Path(ge=1, le=2**62, description="Alert id.")]
+ChannelId = Annotated[int, row_id("Channel id.")]
+DeliveryId = Annotated[int, row_id("Alert id.")]
 CREATE_MODELS: dict[str, type[Any]] = {
     "discord": WebhookChannelCreate,
     "slack": WebhookChannelCreate,

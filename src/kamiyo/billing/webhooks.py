@@ -193,13 +193,20 @@ def _price_id(obj: dict[str, Any]) -> str | None:
     return _id(obj.get("plan"))
 
 
-def _tier_of(settings: Settings, obj: dict[str, Any], price: str | None) -> str:
+def _tier_of(settings: Settings, sub_id: str, user: User, price: str | None) -> str:
+    """The tier the subscription's price buys. Only the price counts: metadata is not evidence of payment (a
+    cheap price can carry `tier: enterprise`), so a price outside the STRIPE_PRICE_* settings buys nothing."""
     tier = tier_for_price(settings, price)
     if tier is not None:
         return tier.name
-    fallback = (obj.get("metadata") or {}).get("tier")
-    log.warning("stripe subscription with a price not in the STRIPE_PRICE_* settings")
-    return fallback if fallback in PAID_TIERS else "free"
+    log.warning(
+        "stripe subscription %s of user %s has price %s, which is not one of the STRIPE_PRICE_* settings: "
+        "it grants the free tier (add the price to the settings if it should buy a tier)",
+        sub_id,
+        user.id,
+        price or "(none)",
+    )
+    return "free"
 
 
 async def _subscription_changed(session: AsyncSession, settings: Settings, obj: dict[str, Any], created: int) -> str:
@@ -222,13 +229,14 @@ async def _subscription_changed(session: AsyncSession, settings: Settings, obj: 
     elif _is_stale(row, created, status):
         return f"stale: kept {row.status}"
     price = _price_id(obj)
-    row.status, row.price_id, row.tier = status, price, _tier_of(settings, obj, price)
+    row.status, row.price_id, row.tier = status, price, _tier_of(settings, sub_id, user, price)
     row.current_period_end = _period_end(obj)
     row.cancel_at_period_end = bool(obj.get("cancel_at_period_end"))
     row.stripe_customer_id = customer or row.stripe_customer_id
     row.event_created, row.updated_at = created, utcnow()
     await session.flush()
-    return f"subscription {status}: tier {await rederive_tier(session, user)}"
+    unknown = "" if tier_for_price(settings, price) else f" (unknown price {price or '(none)'})"
+    return f"subscription {status}{unknown}: tier {await rederive_tier(session, user)}"
 
 
 def _invoice_subscription(obj: dict[str, Any]) -> str | None:

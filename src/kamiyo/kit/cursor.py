@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from kamiyo.db import MAX_ROW_ID
 from kamiyo.errors import InvalidInput
 
 
@@ -20,7 +21,7 @@ def decode_cursor(cursor: str) -> tuple[str, Any, int]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         sort, value, row_id = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
-        if not isinstance(sort, str) or not isinstance(row_id, int):
+        if not isinstance(sort, str) or not isinstance(row_id, int) or not 0 <= row_id <= MAX_ROW_ID:
             raise ValueError("bad cursor shape")
         return sort, value, row_id
     except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
 
 from kamiyo.accounts.deps import CurrentUser, PrincipalDep, RateLimited, get_limiter
 from kamiyo.accounts.ratelimit import parse_rate
-from kamiyo.api_deps import SessionDep
+from kamiyo.api_deps import SessionDep, row_id
 from kamiyo.errors import KamiyoError
 from kamiyo.submissions import service
 from kamiyo.submissions.schemas import SubmissionIn, SubmissionList, SubmissionOut
@@ -100,6 +100,6 @@ async def list_submissions(session: SessionDep, user: CurrentUser) -> Submission
 
 @router.get("/{submission_id}", response_model=SubmissionOut, summary="One of your submissions")
 async def get_submission(
-    session: SessionDep, user: CurrentUser, submission_id: Annotated[int, Path(ge=1, le=2**53)]
+    session: SessionDep, user: CurrentUser, submission_id: Annotated[int, row_id("Submission id.")]
 ) -> SubmissionOut:
     return SubmissionOut.model_validate(await service.get_for_user(session, user.id, submission_id))

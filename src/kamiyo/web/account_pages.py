@@ -7,7 +7,7 @@ their fields. A new API key is the one answer rendered straight from a POST, sin
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -18,7 +18,7 @@ from kamiyo.accounts.csrf import CsrfFailed, verify_csrf
 from kamiyo.accounts.deps import OptionalUser, RateLimited
 from kamiyo.accounts.login import InvalidCredentials, login_with_password, signup_with_password
 from kamiyo.accounts.models import User
-from kamiyo.api_deps import SessionDep, SettingsDep
+from kamiyo.api_deps import SessionDep, SettingsDep, row_id
 from kamiyo.billing import service as billing
 from kamiyo.billing.stripe_api import BillingNotConfigured
 from kamiyo.errors import KamiyoError
@@ -217,7 +217,9 @@ async def create_key(request: Request, session: SessionDep, user: OptionalUser) 
 
 
 @router.post("/app/keys/{key_id}/revoke")
-async def revoke_key(request: Request, session: SessionDep, user: OptionalUser, key_id: int) -> Response:
+async def revoke_key(
+    request: Request, session: SessionDep, user: OptionalUser, key_id: Annotated[int, row_id("API key id.")]
+) -> Response:
     if user is None:
         return to_login(request)
     await verify_csrf(request)

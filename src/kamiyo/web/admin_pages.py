@@ -7,14 +7,14 @@ autoescape renders it inert, and evidence links are only ever http(s) (checked w
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from kamiyo.accounts.deps import OptionalUser
 from kamiyo.accounts.models import User
-from kamiyo.api_deps import SessionDep, SettingsDep, get_database
+from kamiyo.api_deps import SessionDep, SettingsDep, get_database, row_id
 from kamiyo.errors import KamiyoError
 from kamiyo.exploits.service import exploits_by_ids
 from kamiyo.kit.timeutil import utcnow
@@ -89,15 +89,18 @@ async def _decide(
     return see_other(f"{QUEUE}?done={'approved' if approve else 'rejected'}&id={submission_id}")
 
 
+SubmissionId = Annotated[int, row_id("Submission id.")]
+
+
 @router.post(QUEUE + "/{submission_id}/approve")
 async def approve(
-    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, submission_id: int
+    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, submission_id: SubmissionId
 ) -> Response:
     return await _decide(request, session, settings, user, submission_id, approve=True)
 
 
 @router.post(QUEUE + "/{submission_id}/reject")
 async def reject(
-    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, submission_id: int
+    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, submission_id: SubmissionId
 ) -> Response:
     return await _decide(request, session, settings, user, submission_id, approve=False)

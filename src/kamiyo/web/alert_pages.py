@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
@@ -19,7 +19,7 @@ from kamiyo.accounts.deps import OptionalUser
 from kamiyo.accounts.models import User
 from kamiyo.alerts import service
 from kamiyo.alerts.schemas import ChannelUpdate, EmailChannelCreate, TelegramChannelCreate, WebhookChannelCreate
-from kamiyo.api_deps import SessionDep, SettingsDep, get_database
+from kamiyo.api_deps import SessionDep, SettingsDep, get_database, row_id
 from kamiyo.config import Settings
 from kamiyo.delivery import service as delivery
 from kamiyo.delivery.channels import RENDERERS, summarise
@@ -43,8 +43,8 @@ from kamiyo.web.webhook_pages import guard
 router = APIRouter(include_in_schema=False)
 BASE = "/app/alerts"
 LOG_PAGE = 25
-ChannelId = Annotated[int, Path(ge=1, le=2**62)]
-DeliveryId = Annotated[int, Path(ge=1, le=2**62)]
+ChannelId = Annotated[int, row_id("Channel id.")]
+DeliveryId = Annotated[int, row_id("Alert id.")]
 NOTICES = {
     "saved": "Changes saved.",
     "enabled": "The channel is enabled: new exploits matching its filters are sent to it.",

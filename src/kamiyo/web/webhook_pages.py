@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from kamiyo.accounts.deps import OptionalUser, Principal, RateLimited, limit_webhook_mutations
 from kamiyo.accounts.models import User
-from kamiyo.api_deps import SessionDep, SettingsDep, get_database
+from kamiyo.api_deps import SessionDep, SettingsDep, get_database, row_id
 from kamiyo.delivery import service as delivery
 from kamiyo.delivery.channels.webhook import render_body
 from kamiyo.delivery.models import UserWebhook
@@ -40,8 +40,8 @@ router = APIRouter(include_in_schema=False)
 BASE = "/app/webhooks"
 LOG_PAGE = 25
 TEXT_FIELDS = ("url", "description")
-WebhookId = Annotated[int, Path(ge=1, le=2**62)]
-DeliveryId = Annotated[int, Path(ge=1, le=2**62)]
+WebhookId = Annotated[int, row_id("Endpoint id.")]
+DeliveryId = Annotated[int, row_id("Delivery id.")]
 NOTICES = {
     "saved": "Changes saved.",
     "enabled": "The endpoint is enabled: new exploits matching its filters are sent to it.",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from kamiyo.accounts.deps import CurrentUser, mutation_budget
-from kamiyo.api_deps import SessionDep, SettingsDep, get_database
+from kamiyo.api_deps import SessionDep, SettingsDep, get_database, row_id
 from kamiyo.delivery import service as delivery
 from kamiyo.delivery.channels.webhook import render_body
 from kamiyo.delivery.queue import WEBHOOKS
@@ -29,8 +29,8 @@ from kamiyo.webhooks.schemas import (
 
 router = APIRouter(prefix="/api/v1/user-webhooks", tags=["webhooks"])
 Mutation = Depends(mutation_budget)
-WebhookId = Annotated[int, Path(ge=1, le=2**62, description="Endpoint id.")]
-DeliveryId = Annotated[int, Path(ge=1, le=2**62, description="Delivery id.")]
+WebhookId = Annotated[int, row_id("Endpoint id.")]
+DeliveryId = Annotated[int, row_id("Delivery id.")]
 
 
 @router.post("", status_code=201, response_model=WebhookCreated, dependencies=[Mutation], summary="Create an endpoint")
