@@ -39,7 +39,22 @@ def db_upgrade() -> None:
 
     settings = get_settings()
     migrations.upgrade(settings.database_url)
+    refreshed = _run(_refresh_records(settings.database_url))
+    if refreshed is not None:
+        console.print(f"records re-derived with the current rules and curated files: {refreshed} changed")
     console.print(f"database at {', '.join(migrations.current_heads())}")
+
+
+async def _refresh_records(url: str) -> int | None:
+    from kamiyo.db import Database
+    from kamiyo.ingest.store import refresh_records
+
+    db = Database(url)
+    try:
+        async with db.session() as session:
+            return await refresh_records(session)
+    finally:
+        await db.dispose()
 
 
 async def _seed() -> int:
@@ -419,6 +434,9 @@ def sources_command() -> None:
 
     settings = get_settings()
     migrations.upgrade(settings.database_url)
+    refreshed = _run(_refresh_records(settings.database_url))
+    if refreshed is not None:
+        console.print(f"records re-derived with the current rules and curated files: {refreshed} changed")
     Console().print(sources_table(_run(sources_rows(settings)), settings.offline))
 
 
@@ -510,6 +528,9 @@ def verify(
 
     settings = get_settings()
     migrations.upgrade(settings.database_url)
+    refreshed = _run(_refresh_records(settings.database_url))
+    if refreshed is not None:
+        console.print(f"records re-derived with the current rules and curated files: {refreshed} changed")
 
     async def run() -> Any:
         db = Database(settings.database_url)

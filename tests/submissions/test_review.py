@@ -21,6 +21,8 @@ from kamiyo.db import Database
 from kamiyo.errors import Conflict, NotFound
 from kamiyo.exploits.cache import DATA_VERSION
 from kamiyo.exploits.models import Meta
+from kamiyo.ingest.store import store_reports
+from kamiyo.sources import defihacklabs
 from kamiyo.submissions import service
 from tests.accounts.helpers import PASSWORD, add_user, bearer, running, settings_for, user_with_key
 from tests.submissions.helpers import NEW_TX, body, community_reports, public_count, seeded
@@ -96,8 +98,10 @@ async def test_an_approved_correction_lands_on_the_exploit_holding_the_hash(
     await approve(database, sub["id"])
     assert await public_count(database) == before
     exploit = (await app_client.get(f"/exploits/{euler['id']}")).json()
-    assert {s["source"] for s in exploit["sources"]} == {"defihacklabs", "community"}
-    assert exploit["amount_usd"] == pytest.approx((200_000_000 + 196_000_000) / 2)  # the median of the reports
+    assert [s["source"] for s in exploit["sources"]] == ["defihacklabs"]  # a correction is not a source
+    assert exploit["amount_usd"] == 196_000_000  # the approved correction outranks the sources
+    assert [(c["field"], c["value"]) for c in exploit["corrections"]][:1] == [("amount_usd", 196_000_000)]
+    assert exploit["corrections"][0]["reference"] == body()["evidence_urls"][0]
     assert exploit["protocol"] == "EulerFinance"  # the more trusted source keeps its name
 
 
@@ -114,8 +118,12 @@ async def test_a_correction_lands_on_its_target_even_when_its_facts_would_not_ma
     stored = await approve(database, sub["id"])
     assert stored.exploit_id == strong["id"]
     exploit = (await app_client.get(f"/exploits/{strong['id']}")).json()
-    assert "community" in {s["source"] for s in exploit["sources"]}
-    assert exploit["amount_usd"] == pytest.approx((72_000 + 50_000_000) / 2)
+    assert "community" not in {s["source"] for s in exploit["sources"]}
+    assert exploit["amount_usd"] == 50_000_000 and exploit["timestamp"] == later.replace("+00:00", "Z")
+    async with database.session() as session:  # a later ingest of the sources' rows does not undo it
+        await store_reports(session, [r for r in defihacklabs.load_bundled() if "Strong" in r.protocol])
+    again = (await app_client.get(f"/exploits/{strong['id']}")).json()
+    assert again["amount_usd"] == 50_000_000 and again["corrections"] == exploit["corrections"]
 
 
 async def test_two_corrections_of_one_exploit_both_land_on_it(
@@ -127,7 +135,8 @@ async def test_two_corrections_of_one_exploit_both_land_on_it(
     for sub in (first, second):
         assert (await approve(database, sub["id"])).exploit_id == strong["id"]
     exploit = (await app_client.get(f"/exploits/{strong['id']}")).json()
-    assert [s["source"] for s in exploit["sources"]].count("community") == 2
+    assert "community" not in [s["source"] for s in exploit["sources"]]
+    assert len({c["reason"] for c in exploit["corrections"]}) == 2  # both listed, each with its own reason
 
 
 async def test_a_rejection_leaves_no_trace_in_public_data(

@@ -11,9 +11,11 @@ incident formed with the batch's other reports of it), then every touched incide
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from importlib import resources
 from typing import Any, cast
 
 from sqlalchemy import Table, insert, select, text, update
@@ -21,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.exploits.cache import bump_data_version
-from kamiyo.exploits.models import Exploit, ExploitEvent, MergeConflict
+from kamiyo.exploits.models import CORRECTION_REF, Exploit, ExploitEvent, MergeConflict, Meta, is_correction
 from kamiyo.exploits.models import Report as ReportRow
 from kamiyo.ingest.curation import Correction
 from kamiyo.ingest.matching import fuzzy_candidates, stored_sides, tx_hashes, write_merge_keys
@@ -262,19 +264,17 @@ async def _record_conflicts(session: AsyncSession, conflicts: list[Conflict], no
 
 
 async def community_corrections(session: AsyncSession, exploit_ids: list[int]) -> dict[int, list[Correction]]:
-    """Approved community corrections (`community` reports of kind correction) as corrections of their record:
+    """Approved community corrections (`community` reports `correction:<id>`) as corrections of their record:
     they outrank every source, as curated corrections do, and survive re-ingest the same way."""
     found: dict[int, list[Correction]] = {}
     for start in range(0, len(exploit_ids), CHUNK):
         rows = await session.execute(
-            select(ReportRow.exploit_id, ReportRow.source_ref, ReportRow.url, ReportRow.raw, *CORRECTED).where(
-                ReportRow.exploit_id.in_(exploit_ids[start : start + CHUNK]), ReportRow.source == COMMUNITY
-            )
+            select(ReportRow.exploit_id, ReportRow.source_ref, ReportRow.url, *CORRECTED)
+            .where(ReportRow.exploit_id.in_(exploit_ids[start : start + CHUNK]), is_correction())
+            .order_by(ReportRow.id)
         )
         for row in rows:
-            if not isinstance(row.raw, dict) or row.raw.get("kind") != "correction":
-                continue
-            reason = f"community correction ({row.source_ref}), approved on review"
+            reason = f"community correction {row.source_ref.removeprefix(CORRECTION_REF)}, approved on review"
             for column in CORRECTED:
                 value = getattr(row, column.key)
                 if value not in (None, "", "other"):
@@ -370,3 +370,50 @@ async def store_reports(
     if result.reports_new or result.reports_changed:
         await bump_data_version(session)
     return result
+
+
+# Bump when the derivation or placement rules change, so `kamiyo db upgrade` re-derives stored records.
+RULES_VERSION = 2
+RECORDS_VERSION = "records_version"
+
+
+def records_fingerprint() -> int:
+    """The rules version and the curated files, as one number that changes when any of them does."""
+    digest = hashlib.sha256(str(RULES_VERSION).encode())
+    for name in ("aliases.toml", "corrections.toml"):
+        digest.update(resources.files("kamiyo").joinpath("data", "curation", name).read_bytes())
+    return int.from_bytes(digest.digest()[:7], "big")
+
+
+async def refresh_records(session: AsyncSession, *, force: bool = False) -> int | None:
+    """Re-derive every stored record (facts, corrections, merge keys, daily summaries) when the rules or the
+    curated files changed since the last refresh; None when nothing changed. Silent: an upgrade alerts nobody.
+    Reports stay where they are (a changed placement rule applies to reports stored from then on)."""
+    fingerprint = records_fingerprint()
+    stored = await session.execute(select(Meta.value).where(Meta.key == RECORDS_VERSION))
+    known = stored.scalar_one_or_none()
+    if known == fingerprint and not force:
+        return None
+    now, deltas, changed_count = utcnow(), SummaryDeltas(), 0
+    ids = list((await session.execute(select(Exploit.id).order_by(Exploit.id))).scalars())
+    for start in range(0, len(ids), CHUNK):
+        changed, keys, _ = await _rederive(session, ids[start : start + CHUNK], now)
+        for _, before, after in changed:
+            deltas.changed(before, after)
+        await write_merge_keys(session, keys, set(keys))  # aliases may have changed every key
+        changed_count += len(changed)
+    await deltas.apply(session)
+    await mark_records_current(session, known)
+    if changed_count:
+        await bump_data_version(session)
+    return changed_count
+
+
+async def mark_records_current(session: AsyncSession, known: int | None = -1) -> None:
+    """Note that every stored record follows the current rules (after a refresh, or a seed of an empty database)."""
+    if known == -1:
+        known = (await session.execute(select(Meta.value).where(Meta.key == RECORDS_VERSION))).scalar_one_or_none()
+    if known is None:
+        session.add(Meta(key=RECORDS_VERSION, value=records_fingerprint()))
+    else:
+        await session.execute(update(Meta).where(Meta.key == RECORDS_VERSION).values(value=records_fingerprint()))

@@ -2,9 +2,11 @@
 
 Approval stores the submission through `store_reports`, the one write path for exploits, as a report
 from source `community` (`source_ref` `submission:<id>`, the submitter and evidence in `raw`), so the
-incident gains a community source like any other. A correction is pinned to its target exploit: its
-report row is first written on the target, so `store_reports` takes the update path (known source and
-ref) and re-derives that exploit, whatever its tx hash or fuzzy match would say. Rejection writes
+incident gains a community source like any other. A correction (`source_ref` `correction:<id>`) is pinned
+to its target exploit: its report row is first written on the target, so `store_reports` takes the update
+path (known source and ref) and re-derives that exploit, whatever its tx hash or fuzzy match would say;
+its stated facts then outrank every source, like a curated correction, and it is listed in the record's
+`corrections` rather than among its sources. Rejection writes
 nothing outside `submissions`. Services never commit.
 """
 
@@ -19,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.accounts.models import User
 from kamiyo.errors import Conflict, InvalidInput, KamiyoError, NotFound
-from kamiyo.exploits.models import Exploit, Report, is_public
+from kamiyo.exploits.models import CORRECTION_REF, Exploit, Report, is_public
 from kamiyo.ingest import validate
 from kamiyo.ingest.matching import fuzzy_candidates
 from kamiyo.ingest.normalise import protocol_key
@@ -91,7 +93,7 @@ def to_report(sub: Submission, *, reviewer_id: int | None = None) -> SourceRepor
     urls = [str(u) for u in sub.evidence_urls or []]
     return SourceReport(
         source=SOURCE,
-        source_ref=f"submission:{sub.id}",
+        source_ref=f"{CORRECTION_REF if sub.kind == 'correction' else 'submission:'}{sub.id}",
         protocol=sub.protocol,
         timestamp=sub.timestamp,
         chain=sub.chain,

@@ -30,6 +30,12 @@ def upgrade() -> None:
     op.add_column("exploits", sa.Column("disputed", sa.Boolean(), nullable=False, server_default=sa.false()))
     op.add_column("exploits", sa.Column("corrections", sa.JSON(), nullable=False, server_default="[]"))
     op.execute("UPDATE exploits SET returned_usd = recovered_usd")
+    # Approved corrections become corrections of their record (`correction:<id>`), not a second community source.
+    op.execute(
+        "UPDATE reports SET source_ref = 'correction:' || substr(source_ref, 12) "
+        "WHERE source = 'community' AND source_ref IN "
+        "(SELECT 'submission:' || CAST(id AS VARCHAR(20)) FROM submissions WHERE kind = 'correction')"
+    )
     op.create_table(
         "merge_conflicts",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
@@ -45,6 +51,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute(
+        "UPDATE reports SET source_ref = 'submission:' || substr(source_ref, 12) "
+        "WHERE source = 'community' AND source_ref LIKE 'correction:%'"
+    )
     op.drop_index("ix_merge_conflicts_exploit_id", table_name="merge_conflicts")
     op.drop_table("merge_conflicts")
     for column in ("corrections", "disputed", "loss_kind", "returned_usd"):
