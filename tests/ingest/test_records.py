@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from kamiyo.db import Database
-from kamiyo.exploits.export import iter_exploits
+from kamiyo.exploits.export import csv_header, csv_rows, iter_exploits
 from kamiyo.exploits.filters import ExploitFilters
 from kamiyo.exploits.models import Exploit, MergeConflict, is_public
 from kamiyo.exploits.models import Report as ReportRow
@@ -180,11 +180,15 @@ async def _records(url: str) -> list[tuple[Any, ...]]:
 
 
 async def _export_file(url: str, path: Path) -> Path:
+    """What `kamiyo export` writes, in the format of the file's suffix (.jsonl or .csv)."""
     db = Database(url)
     async with db.session() as session:
-        lines = [json.dumps(e) async for e in iter_exploits(session, ExploitFilters())]
+        exploits = [e async for e in iter_exploits(session, ExploitFilters())]
     await db.dispose()
-    path.write_text("\n".join(lines) + "\n")
+    if path.suffix == ".csv":
+        path.write_text(csv_header() + csv_rows(exploits))
+    else:
+        path.write_text("".join(json.dumps(e) + "\n" for e in exploits))
     return path
 
 
@@ -213,12 +217,13 @@ async def _counts(url: str) -> tuple[int, int]:
     return exploits, reports
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
 async def test_export_then_import_changes_nothing_and_rebuilds_the_same_records(
-    db_url: str, empty_db_url: str, tmp_path: Path
+    db_url: str, empty_db_url: str, tmp_path: Path, suffix: str
 ) -> None:
     await _seed_with_llama(db_url)
     before, counts = await _records(db_url), await _counts(db_url)
-    exported = await _export_file(db_url, tmp_path / "export.jsonl")
+    exported = await _export_file(db_url, tmp_path / f"export{suffix}")
     await _import(db_url, exported)
     assert await _counts(db_url) == counts
     assert await _records(db_url) == before
@@ -238,3 +243,22 @@ async def test_import_rows_with_distinct_hashes_are_never_fuzzy_merged(empty_db_
     path.write_text(json.dumps(rows))
     await _import(empty_db_url, path)
     assert await _counts(empty_db_url) == (50, 50)
+
+
+async def test_pairing_takes_the_best_match_not_the_first_to_arrive(empty_db_url: str) -> None:
+    """UwU Lend, drained on 10 and 13 June 2024: the seeded 10 June PoC takes DeFiLlama's 10 June entry even when
+    the 13 June one comes first in the feed; the second hack stays its own record."""
+    db = Database(empty_db_url)
+    async with db.session() as session:
+        await store_reports(session, [_report("defihacklabs", "d", "UwULend", datetime(2024, 6, 10, tzinfo=UTC))])
+    async with db.session() as session:
+        await store_reports(
+            session,
+            [
+                _report("defillama", "l2", "UwU Lend", datetime(2024, 6, 13, tzinfo=UTC), amount_usd=3.7e6),
+                _report("defillama", "l1", "UwU Lend", datetime(2024, 6, 10, tzinfo=UTC), amount_usd=19.3e6),
+            ],
+        )
+        placed = dict((await session.execute(select(ReportRow.source_ref, ReportRow.exploit_id))).all())
+    await db.dispose()
+    assert placed["d"] == placed["l1"] != placed["l2"]
