@@ -220,6 +220,9 @@ async def test_a_telegram_channel_is_confirmed_by_typing_the_code_on_its_page(db
             assert f'action="{path}/test"' not in page  # nothing but the confirmation until it is confirmed
             [sent] = await bot.wait_for(1)
             [code] = re.findall(r"<code>(\w+)</code>", json.loads(sent.body)["text"])
+            assert await wait_until(lambda: _first_row_has(c, path, ">Succeeded</span>"))
+            log = (await c.get(path)).text.split('id="log-title"')[1]
+            assert "Confirmation" in text_of(log) and "/replay" not in log  # a code is not replayed
             wrong = await act(c, path, "confirm", code="ABCDEFGH")
             assert wrong.status_code == 422 and "not the code sent to this channel" in action_error_of(wrong.text)
             right = await act(c, path, "confirm", code=code)
