@@ -24,6 +24,7 @@ from kamiyo.delivery.models import AlertChannel, AlertSent
 from kamiyo.errors import KamiyoError
 from tests.delivery.support import (
     Receiver,
+    add_channel,
     api,
     auth,
     delivery_settings,
@@ -32,7 +33,7 @@ from tests.delivery.support import (
     report,
     wait_until,
 )
-from tests.support.services import free_port
+from tests.support.services import free_port, redis_server
 
 PUBLIC = "https://alerts.kamiyo.example"
 
@@ -261,3 +262,28 @@ async def test_a_channel_created_disabled_still_gets_its_confirmation(db_url: st
         assert await wait_until(lambda: _has(inbox, "later@example.com", 1), 10)
         [row] = await _rows(app.state.db, r.json()["id"])
         assert (row.event_type, row.status) == ("channel.confirmation", "succeeded")
+
+
+async def test_confirmations_and_replays_share_the_change_limit_across_instances(db_url: str) -> None:
+    with redis_server() as redis:
+        settings = delivery_settings(
+            db_url,
+            KAMIYO_RATE_LIMITS="on",
+            KAMIYO_REDIS_URL=redis.url,
+            TELEGRAM_BOT_TOKEN="1:tok",
+            TELEGRAM_API_BASE="http://127.0.0.1:9",
+        )
+        async with api(settings) as (app, a), api(settings) as (_, b):
+            user_id, key = await make_user(app.state.db, "pro")
+            slack = await add_channel(app.state.db, user_id, "slack", "http://127.0.0.1:9/s")
+            r = await a.post("/api/v1/telegram/channels", headers=auth(key), json={"chat_id": "-100779"})
+            assert r.status_code == 201
+            path = f"/api/v1/telegram/channels/{r.json()['id']}/confirm"
+            codes = [
+                (await c.post(path, headers=auth(key), json={"code": "NOPE2345"})).status_code
+                for c in (a, b, a, b, a, b, a, b, b)
+            ]
+            assert codes == [422] * 9  # with the creation: ten changes in this minute
+            replay = await a.post(f"/api/v1/slack/channels/{slack}/deliveries/1/retry", headers=auth(key))
+            assert replay.status_code == 429 and int(replay.headers["retry-after"]) > 0
+            assert (await b.post(f"/api/v1/slack/channels/{slack}/test", headers=auth(key))).status_code == 429

@@ -177,9 +177,9 @@ async def create(
         return to_login(request)
     info = kind_of(kind)
     form = read_form(await request.form(), (info.field, "description"))
-    if not await csrf_ok(request):
-        form.errors["form"] = CSRF_MESSAGE
-        return await list_page(request, session, settings, user, info, status=403, form=form)
+    if refused := await guard(request, user):  # limited like the API's channel changes
+        form.errors["form"] = refused[1]
+        return await list_page(request, session, settings, user, info, status=refused[0], form=form)
     payload = {info.field: form.text(info.field), "description": form.text("description"), "enabled": form.enabled}
     data = validate(info.model, payload | {"filters": filters_payload(form)}, form)
     if data is None:
@@ -225,9 +225,9 @@ async def edit(
     info = kind_of(kind)
     channel = await service.get_channel(session, user.id, info.name, channel_id)
     form = read_form(await request.form(), (info.field, "description"))
-    if not await csrf_ok(request):
-        form.errors["form"] = CSRF_MESSAGE
-        return await detail_page(request, session, user, channel, status=403, form=form)
+    if refused := await guard(request, user):
+        form.errors["form"] = refused[1]
+        return await detail_page(request, session, user, channel, status=refused[0], form=form)
     payload: dict[str, Any] = {"description": form.text("description"), "filters": filters_payload(form)}
     if form.text(info.field):  # empty: keep the stored destination (only its masked hint is shown)
         payload[info.field] = form.text(info.field)
@@ -305,8 +305,8 @@ async def delete(
     if user is None:
         return to_login(request)
     channel = await _owned(session, user, kind, channel_id)
-    if refused := await _refused(request, session, user, channel):
-        return refused
+    if refused := await guard(request, user):
+        return await detail_page(request, session, user, channel, status=refused[0], action_error=refused[1])
     await service.delete_channel(session, channel)
     return see_other(f"{BASE}?done=deleted")
 
