@@ -145,6 +145,7 @@ async def add_channel(db: Database, user_id: int, kind: str, target: str, filter
             filters=SubscriptionFilters.model_validate(filters or {}).stored(),
             enabled=True,
             consecutive_failures=0,
+            confirmed_at=now,  # as an existing, confirmed channel (confirmation is tested through the API)
             created_at=now,
             updated_at=now,
         )

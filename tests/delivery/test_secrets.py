@@ -14,6 +14,7 @@ from kamiyo.cli import require_known_key
 from kamiyo.config import get_settings
 from kamiyo.db import Database
 from kamiyo.delivery.models import AlertChannel, UserWebhook
+from kamiyo.delivery.targets import BROKEN
 from tests.delivery.support import (
     Receiver,
     add_channel,
@@ -94,9 +95,16 @@ async def test_health_is_ok_with_readable_secrets_and_degraded_under_another_key
             "undecryptable_targets": 0,
             "sample_failures": 0,
         }
+    async with db.session() as session:  # as a worker running under another key leaves it
+        reason = BROKEN["webhook"]
+        await session.execute(update(UserWebhook).values(enabled=False, disabled_reason=reason))
     async with api(delivery_settings(db_url, KAMIYO_SECRET_KEY="a-new-key")) as (_app, client):
         body = (await client.get("/health")).json()
-        assert body["status"] == "degraded" and body["secrets"]["sample_failures"] == 1
+        assert body["status"] == "degraded"
+        assert body["secrets"] == {"ok": False, "undecryptable_targets": 1, "sample_failures": 1}
+    async with api(delivery_settings(db_url)) as (_app, client):  # the right key is back: readable again
+        body = (await client.get("/health")).json()
+        assert body["status"] == "ok" and body["secrets"]["undecryptable_targets"] == 0
 
 
 @pytest.fixture

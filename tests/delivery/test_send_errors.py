@@ -62,9 +62,9 @@ async def test_a_newline_in_a_source_protocol_is_sent_on_one_subject_line(db_url
             [row] = await _rows(db, channel_id)
             assert (row.status, row.attempts) == ("succeeded", 1), row.error
         async with api(settings) as (app, client):
-            _, key = await make_user(app.state.db, "pro")
-            created = await client.post("/api/v1/email/channels", headers=auth(key), json={"address": "t@example.com"})
-            r = await client.post(f"/api/v1/email/channels/{created.json()['id']}/test", headers=auth(key))
+            owner, key = await make_user(app.state.db, "pro")
+            test_channel = await add_channel(app.state.db, owner, "email", "t@example.com")  # a confirmed one
+            r = await client.post(f"/api/v1/email/channels/{test_channel}/test", headers=auth(key))
             assert r.status_code == 200 and r.json()["success"] is True, r.text
     finally:
         controller.stop()
@@ -91,8 +91,8 @@ async def test_a_send_that_raises_is_a_failed_attempt_retried_by_the_schedule(db
     [row] = await _rows(db, channel_id)
     assert row.attempts == 3 and row.error is not None and row.error.startswith("ValueError: KAMIYO_SMTP_URL")
     async with api(settings) as (app, client):
-        _, key = await make_user(app.state.db, "pro")
-        created = await client.post("/api/v1/email/channels", headers=auth(key), json={"address": "t@example.com"})
-        r = await client.post(f"/api/v1/email/channels/{created.json()['id']}/test", headers=auth(key))
+        owner, key = await make_user(app.state.db, "pro")
+        test_channel = await add_channel(app.state.db, owner, "email", "t@example.com")
+        r = await client.post(f"/api/v1/email/channels/{test_channel}/test", headers=auth(key))
         assert r.status_code == 200, r.text
         assert r.json()["success"] is False and r.json()["delivery"]["error"].startswith("ValueError")

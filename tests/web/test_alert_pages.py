@@ -207,3 +207,27 @@ async def test_a_failed_alert_is_replayed_from_the_log(db_url: str, kind: str) -
 async def _first_row_has(c: httpx.AsyncClient, path: str, text: str) -> bool:
     first = re.search(r'<tr id="delivery-\d+".*?</tr>', (await c.get(path)).text, re.S)
     return bool(first) and text in first.group(0)  # type: ignore[union-attr]
+
+
+async def test_a_telegram_channel_is_confirmed_by_typing_the_code_on_its_page(db_url: str) -> None:
+    async with Receiver() as bot:
+        env = {"TELEGRAM_BOT_TOKEN": "123:test", "TELEGRAM_API_BASE": bot.url, "KAMIYO_DELIVERY_POLL": 0.5}
+        async with signed_in(db_url, "pro", **env) as (_, c):
+            path = channel_path(await add(c, "telegram", chat_id="-100555"))
+            page = (await c.get(path + "?done=created")).text
+            assert "We sent a code to the chat: enter it below" in text_of(page)
+            assert "Waiting for confirmation" in page and f'action="{path}/confirm"' in page
+            assert f'action="{path}/test"' not in page  # nothing but the confirmation until it is confirmed
+            [sent] = await bot.wait_for(1)
+            [code] = re.findall(r"<code>(\w+)</code>", json.loads(sent.body)["text"])
+            assert await wait_until(lambda: _first_row_has(c, path, ">Succeeded</span>"))
+            log = (await c.get(path)).text.split('id="log-title"')[1]
+            assert "Confirmation" in text_of(log) and "/replay" not in log  # a code is not replayed
+            wrong = await act(c, path, "confirm", code="ABCDEFGH")
+            assert wrong.status_code == 422 and "not the code sent to this channel" in action_error_of(wrong.text)
+            right = await act(c, path, "confirm", code=code)
+            assert right.status_code == 303 and right.headers["location"] == f"{path}?done=confirmed"
+            page = (await c.get(path)).text
+            assert "Waiting for confirmation" not in page and f'action="{path}/test"' in page
+            [stored] = await listed(c, "telegram")
+            assert stored["confirmed"] is True

@@ -8,11 +8,12 @@ import orjson
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
 from kamiyo.accounts.deps import CurrentUser, mutation_budget
-from kamiyo.alerts import service
+from kamiyo.alerts import confirm, service
 from kamiyo.alerts.schemas import (
     ChannelList,
     ChannelOut,
     ChannelUpdate,
+    ConfirmBody,
     EmailChannelCreate,
     TelegramChannelCreate,
     WebhookChannelCreate,
@@ -21,6 +22,7 @@ from kamiyo.api_deps import SessionDep, SettingsDep, get_database, row_id
 from kamiyo.delivery import service as delivery
 from kamiyo.delivery.channels import RENDERERS, summarise
 from kamiyo.delivery.queue import ALERTS
+from kamiyo.errors import InvalidInput
 from kamiyo.kit.timeutil import utcnow
 from kamiyo.tiers import get_tier
 from kamiyo.webhooks.schemas import DeliveryOut, DeliveryPage, TestOutcome
@@ -34,7 +36,7 @@ CREATE_MODELS: dict[str, type[Any]] = {
     "email": EmailChannelCreate,
 }
 TITLES = {"discord": "Discord", "slack": "Slack", "telegram": "Telegram", "email": "E-mail"}
-Mutation = Depends(mutation_budget)  # the webhooks' 10 changes a minute per user
+Mutation = Depends(mutation_budget)  # changes, tests, replays and confirmations: 10 a minute per user
 
 
 def kind_router(kind: str) -> APIRouter:
@@ -53,12 +55,16 @@ def kind_router(kind: str) -> APIRouter:
         "", status_code=201, response_model=ChannelOut, dependencies=[Mutation], summary=f"Add a {title} channel"
     )
     async def create(
+        request: Request,
         user: CurrentUser,
         session: SessionDep,
         settings: SettingsDep,
         data: Annotated[create_model, Body()],  # type: ignore[valid-type]
     ) -> dict[str, Any]:
-        channel = await service.create_channel(session, settings, user.id, user.tier, kind, data, utcnow())
+        base = confirm.link_base(settings)
+        channel = await service.create_channel(
+            session, settings, user.id, user.tier, kind, data, utcnow(), confirm_base=base
+        )
         return service.channel_dict(channel)
 
     @router.get("/{channel_id}", response_model=ChannelOut, summary=f"One {title} channel")
@@ -69,10 +75,17 @@ def kind_router(kind: str) -> APIRouter:
         "/{channel_id}", response_model=ChannelOut, dependencies=[Mutation], summary=f"Change a {title} channel"
     )
     async def update(
-        channel_id: ChannelId, data: ChannelUpdate, user: CurrentUser, session: SessionDep, settings: SettingsDep
+        request: Request,
+        channel_id: ChannelId,
+        data: ChannelUpdate,
+        user: CurrentUser,
+        session: SessionDep,
+        settings: SettingsDep,
     ) -> dict[str, Any]:
         channel = await service.get_channel(session, user.id, kind, channel_id)
-        return service.channel_dict(await service.update_channel(session, settings, channel, data, utcnow()))
+        base = confirm.link_base(settings)
+        changed = await service.update_channel(session, settings, channel, data, utcnow(), confirm_base=base)
+        return service.channel_dict(changed)
 
     @router.delete("/{channel_id}", status_code=204, dependencies=[Mutation], summary=f"Delete a {title} channel")
     async def delete(channel_id: ChannelId, user: CurrentUser, session: SessionDep) -> Response:
@@ -88,7 +101,7 @@ def kind_router(kind: str) -> APIRouter:
     async def test(
         request: Request, channel_id: ChannelId, user: CurrentUser, session: SessionDep, settings: SettingsDep
     ) -> dict[str, Any]:
-        await service.get_channel(session, user.id, kind, channel_id)
+        confirm.require_confirmed(await service.get_channel(session, user.id, kind, channel_id))
         summary = summarise("webhook.test", await delivery.sample_exploit(session), settings.public_url, None)
         body = orjson.dumps(RENDERERS[kind](summary)).decode()
         db = get_database(request)
@@ -114,10 +127,45 @@ def kind_router(kind: str) -> APIRouter:
         summary="Send one alert again now",
     )
     async def retry(channel_id: ChannelId, delivery_id: DeliveryId, user: CurrentUser, session: SessionDep) -> Any:
-        await service.get_channel(session, user.id, kind, channel_id)
+        confirm.require_confirmed(await service.get_channel(session, user.id, kind, channel_id))
         return delivery.delivery_dict(await delivery.replay(session, ALERTS, channel_id, delivery_id, utcnow()))
 
+    if confirm.needs_confirmation(kind):
+        add_confirmation_routes(router, kind)
     return router
+
+
+def add_confirmation_routes(router: APIRouter, kind: str) -> None:
+    what = "the code sent to the chat" if kind == "telegram" else "the code at the end of the e-mail's link"
+
+    @router.post(
+        "/{channel_id}/confirm",
+        response_model=ChannelOut,
+        dependencies=[Mutation],
+        summary=f"Confirm the channel with {what}",
+    )
+    async def confirm_channel(
+        request: Request, channel_id: ChannelId, data: ConfirmBody, user: CurrentUser, session: SessionDep
+    ) -> dict[str, Any]:
+        channel = await service.get_channel(session, user.id, kind, channel_id)
+        if not await confirm.confirm(session, channel, data.code, utcnow()):
+            await confirm.count_failure(get_database(request), channel.id)
+            raise InvalidInput("code: not the code sent to this channel", details=[{"field": "code"}])
+        return service.channel_dict(channel)
+
+    @router.post(
+        "/{channel_id}/resend-confirmation",
+        status_code=202,
+        response_model=ChannelOut,
+        dependencies=[Mutation],
+        summary="Send the confirmation again (once a minute, five times a day)",
+    )
+    async def resend(
+        request: Request, channel_id: ChannelId, user: CurrentUser, session: SessionDep, settings: SettingsDep
+    ) -> dict[str, Any]:
+        channel = await service.get_channel(session, user.id, kind, channel_id)
+        await confirm.resend(session, channel, confirm.link_base(settings), utcnow())
+        return service.channel_dict(channel)
 
 
 router = APIRouter()

@@ -51,12 +51,29 @@ class ChannelOut(BaseModel):
     description: str
     filters: SubscriptionFilters
     enabled: bool
+    confirmed: bool = Field(
+        description="E-mail and Telegram: the owner opened the link or entered the code sent there; "
+        "until then nothing but the confirmation is sent. Discord and Slack: always true."
+    )
+    confirmation_sent_at: datetime | None = Field(
+        description="When the pending confirmation was last sent (null once confirmed)."
+    )
     disabled_reason: str | None = Field(
         description="Why Kamiyo disabled the channel (its destination refused, failures in a row, `plan limit: …`)."
     )
     consecutive_failures: int
     created_at: datetime
     updated_at: datetime
+
+
+class ConfirmBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(
+        min_length=4,
+        max_length=200,
+        description="The code sent to the Telegram chat, or the last part of the e-mail's confirmation link.",
+    )
 
 
 class ChannelList(BaseModel):

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kamiyo.alerts import confirm
 from kamiyo.alerts.schemas import ChannelUpdate
 from kamiyo.config import Settings
 from kamiyo.delivery.filters import SubscriptionFilters, load_filters
@@ -90,6 +91,8 @@ def channel_dict(channel: AlertChannel) -> dict[str, Any]:
         "description": channel.description,
         "filters": load_filters(channel.filters).model_dump(),
         "enabled": channel.enabled,
+        "confirmed": channel.confirmed_at is not None,
+        "confirmation_sent_at": iso(channel.confirm_sent_at) if channel.confirmed_at is None else None,
         "disabled_reason": channel.disabled_reason,
         "consecutive_failures": channel.consecutive_failures,
         "created_at": iso(channel.created_at),
@@ -98,8 +101,17 @@ def channel_dict(channel: AlertChannel) -> dict[str, Any]:
 
 
 async def create_channel(
-    session: AsyncSession, settings: Settings, user_id: int, tier: str, kind: str, data: Any, now: datetime
+    session: AsyncSession,
+    settings: Settings,
+    user_id: int,
+    tier: str,
+    kind: str,
+    data: Any,
+    now: datetime,
+    *,
+    confirm_base: str,
 ) -> AlertChannel:
+    """A new channel; e-mail and Telegram ones wait for confirmation (sent to `confirm_base`'s link or as a code)."""
     plan = get_tier(tier)
     await check_limit(session, AlertChannel, user_id, plan.channels, plan.name, "alert channels (all kinds together)")
     target = check_target(kind, getattr(data, TARGET_FIELD[kind]), settings)
@@ -114,11 +126,16 @@ async def create_channel(
         min_amount_usd=filters.min_amount_usd,
         enabled=data.enabled,
         consecutive_failures=0,
+        confirmed_at=None if confirm.needs_confirmation(kind) else now,
+        confirm_sends=0,
+        confirm_failures=0,
         created_at=now,
         updated_at=now,
     )
     session.add(channel)
     await session.flush()
+    if channel.confirmed_at is None:
+        await confirm.send(session, channel, confirm_base, now, new=True)
     await bump_subscriptions(session)
     return channel
 
@@ -138,8 +155,15 @@ async def get_channel(session: AsyncSession, user_id: int, kind: str, channel_id
 
 
 async def update_channel(
-    session: AsyncSession, settings: Settings, channel: AlertChannel, data: ChannelUpdate, now: datetime
+    session: AsyncSession,
+    settings: Settings,
+    channel: AlertChannel,
+    data: ChannelUpdate,
+    now: datetime,
+    *,
+    confirm_base: str = "",
 ) -> AlertChannel:
+    """Apply a change; a new e-mail or Telegram destination is unconfirmed again until its owner confirms it."""
     changes = data.model_dump(exclude_unset=True)
     field = TARGET_FIELD[channel.kind]
     for other in set(TARGET_FIELD.values()) - {field}:
@@ -147,8 +171,11 @@ async def update_channel(
             raise _invalid(other, f"not a field of {channel.kind} channels")
     if changes.get(field) is not None:
         target = check_target(channel.kind, changes[field], settings)
+        moved = hint(channel.kind, target) != channel.target_hint
         channel.target_enc = SecretBox(settings.resolved_secret_key()).encrypt(target)
         channel.target_hint = hint(channel.kind, target)
+        if moved and confirm.needs_confirmation(channel.kind):
+            await confirm.send(session, channel, confirm_base, now, new=True)
     if data.description is not None:
         channel.description = data.description.strip()
     if "filters" in changes:

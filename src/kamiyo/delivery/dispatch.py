@@ -59,8 +59,10 @@ async def load_index(session: AsyncSession, version: int) -> SubscriptionIndex:
     subs: list[Subscription] = []
     hooks = await session.execute(select(UserWebhook.id, UserWebhook.filters).where(UserWebhook.enabled.is_(True)))
     subs += [Subscription.from_filters(Target("webhook", i), f or {}) for i, f in hooks]
-    channels = await session.execute(
-        select(AlertChannel.id, AlertChannel.kind, AlertChannel.filters).where(AlertChannel.enabled.is_(True))
+    channels = await session.execute(  # e-mail and Telegram destinations only once their owner confirmed them
+        select(AlertChannel.id, AlertChannel.kind, AlertChannel.filters).where(
+            AlertChannel.enabled.is_(True), AlertChannel.confirmed_at.is_not(None)
+        )
     )
     subs += [Subscription.from_filters(Target("alert:" + kind, i), f or {}) for i, kind, f in channels]
     log.info("subscription index rebuilt", extra={"subscriptions": len(subs), "version": version})

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.config import Settings
@@ -19,12 +19,14 @@ from kamiyo.delivery.models import AlertChannel, UserWebhook
 from kamiyo.delivery.targets import UNDECRYPTABLE
 from kamiyo.kit.crypto import SecretBox
 
+MAX_FLAGGED = 1000  # disabled targets tried per check (a health check stays cheap)
+
 
 @dataclass(frozen=True, slots=True)
 class KeyCheck:
     sampled: int  # newest stored secrets tried
     opened: int  # of those, how many this key decrypts
-    disabled: int  # targets disabled because their secret cannot be decrypted
+    disabled: int  # targets disabled because their secret cannot be decrypted, still unreadable
 
     @property
     def key_is_new(self) -> bool:
@@ -37,24 +39,22 @@ class KeyCheck:
 
 
 async def check_key(session: AsyncSession, settings: Settings, *, sample: int = 10) -> KeyCheck:
-    """Try the newest `sample` secrets of each table; count targets disabled for an unreadable secret."""
-    tokens: list[str] = []
-    hooks = select(UserWebhook.secret_enc).order_by(UserWebhook.id.desc()).limit(sample)
-    channels = select(AlertChannel.target_enc).order_by(AlertChannel.id.desc()).limit(sample)
-    for stmt in (hooks, channels):
-        tokens += [t for t in (await session.execute(stmt)).scalars() if t]
-    box = SecretBox(settings.resolved_secret_key()) if tokens else None  # no key made up for an empty database
-    opened = sum(1 for token in tokens if box is not None and _opens(box, token))
-    disabled = 0
+    """Try the newest `sample` secrets of each table, and those of targets disabled for an unreadable secret
+    (counted while this key still cannot open them: once the right key is back they no longer count)."""
+    newest: list[str] = []
+    flagged: list[str] = []
     model: Any
-    for model in (UserWebhook, AlertChannel):
-        found = await session.execute(
-            select(func.count()).where(
-                model.enabled.is_(False), model.disabled_reason.startswith(UNDECRYPTABLE, autoescape=True)
-            )
+    for model, column in ((UserWebhook, UserWebhook.secret_enc), (AlertChannel, AlertChannel.target_enc)):
+        newest += [t for t in (await session.execute(select(column).order_by(model.id.desc()).limit(sample))).scalars()]
+        disabled = select(column).where(
+            model.enabled.is_(False), model.disabled_reason.startswith(UNDECRYPTABLE, autoescape=True)
         )
-        disabled += int(found.scalar_one())
-    return KeyCheck(sampled=len(tokens), opened=opened, disabled=disabled)
+        flagged += list((await session.execute(disabled.limit(MAX_FLAGGED))).scalars())
+    if not newest and not flagged:
+        return KeyCheck(sampled=0, opened=0, disabled=0)
+    box = SecretBox(settings.resolved_secret_key())  # only now: no key is made up for an empty database
+    opened = sum(1 for token in newest if _opens(box, token))
+    return KeyCheck(sampled=len(newest), opened=opened, disabled=sum(1 for t in flagged if not _opens(box, t)))
 
 
 def _opens(box: SecretBox, token: str) -> bool:

@@ -46,15 +46,27 @@ class UserWebhook(SubscriptionColumns, Base):
 
 
 class AlertChannel(SubscriptionColumns, Base):
-    """A Discord/Slack webhook URL, Telegram chat id or e-mail address (encrypted; `target_hint` is masked)."""
+    """A Discord/Slack webhook URL, Telegram chat id or e-mail address (encrypted; `target_hint` is masked).
+
+    E-mail and Telegram destinations get alerts only once confirmed (`confirmed_at`): a one-time link
+    or code is sent there, stored here as its SHA-256 only (`confirm_hash`).
+    """
 
     __tablename__ = "alert_channels"
 
     kind: Mapped[str] = mapped_column(String(16))
     target_enc: Mapped[str] = mapped_column(Text)
     target_hint: Mapped[str] = mapped_column(String(200))
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    confirm_hash: Mapped[str | None] = mapped_column(String(64))
+    confirm_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    confirm_sends: Mapped[int] = mapped_column(Integer, default=0)  # sent to the current destination
+    confirm_failures: Mapped[int] = mapped_column(Integer, default=0)  # wrong codes since the last one sent
 
-    __table_args__ = (Index("ix_alert_channels_user_kind", "user_id", "kind"),)
+    __table_args__ = (
+        Index("ix_alert_channels_user_kind", "user_id", "kind"),
+        Index("ix_alert_channels_confirm_hash", "confirm_hash"),
+    )
 
 
 class DeliveryColumns:

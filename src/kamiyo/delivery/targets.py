@@ -22,6 +22,7 @@ from kamiyo.delivery.models import AlertChannel, UserWebhook
 from kamiyo.delivery.queue import ALERTS, WEBHOOKS, Claimed
 from kamiyo.kit.crypto import SecretBox
 
+CONFIRMATION = "channel.confirmation"  # the event type of the message that confirms a destination
 UNDECRYPTABLE = "stored secret cannot be decrypted with this server's KAMIYO_SECRET_KEY"
 BROKEN = {
     "webhook": f"{UNDECRYPTABLE}: rotate the signing secret, then enable the endpoint again",
@@ -46,7 +47,8 @@ _WEBHOOK_COLUMNS = tuple(
     )
 )
 _CHANNEL_COLUMNS = tuple(
-    _CHANNELS.c[name] for name in ("id", "kind", "target_enc", "enabled", "disabled_reason", "consecutive_failures")
+    _CHANNELS.c[name]
+    for name in ("id", "kind", "target_enc", "enabled", "disabled_reason", "consecutive_failures", "confirmed_at")
 )
 
 
@@ -79,6 +81,7 @@ class ChannelTarget:
     disabled_reason: str | None
     consecutive_failures: int = 0
     broken: str | None = None
+    confirmed: bool = True  # e-mail and Telegram: the owner confirmed the destination (else only the confirmation goes)
 
 
 Target = WebhookTarget | ChannelTarget
@@ -122,6 +125,7 @@ class TargetCache:
                     ch.disabled_reason,
                     ch.consecutive_failures,
                     broken=None if destination is not None else BROKEN["alert"],
+                    confirmed=ch.confirmed_at is not None,
                 )
         return found
 

@@ -32,7 +32,7 @@ from kamiyo.delivery.client import DeliveryClient, SendResult
 from kamiyo.delivery.dispatch import IndexCache, dispatch_events, has_pending_events
 from kamiyo.delivery.notices import tell_owners
 from kamiyo.delivery.queue import ALERTS, QUEUES, WEBHOOKS, Claimed, Outcome, claim, next_due, record, release
-from kamiyo.delivery.targets import ChannelTarget, TargetCache
+from kamiyo.delivery.targets import CONFIRMATION, ChannelTarget, TargetCache
 from kamiyo.kit.timeutil import utcnow
 
 __all__ = ["DeliveryWorker", "send_one"]
@@ -291,9 +291,13 @@ class DeliveryWorker:
         started_at = self.clock()
         outcome: Outcome | None = None
         try:
-            if target is None or not target.enabled:
+            if target is None or (not target.enabled and item.event_type != CONFIRMATION):
                 reason = "endpoint deleted" if target is None else f"endpoint disabled: {target.disabled_reason or ''}"
                 outcome = Outcome(item, SendResult(error=reason.strip()), started_at, final=True, record_attempt=False)
+            elif isinstance(target, ChannelTarget) and not target.confirmed and item.event_type != CONFIRMATION:
+                # queued before its destination changed: the new one gets nothing until confirmed
+                error = SendResult(error="channel not confirmed")
+                outcome = Outcome(item, error, started_at, final=True, record_attempt=False)
             else:
                 result = await send_one(self.client, self.settings, item, target, started_at)
                 channel = target.kind if isinstance(target, ChannelTarget) else "webhook"

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from kamiyo.accounts.deps import OptionalUser
 from kamiyo.accounts.models import User
-from kamiyo.alerts import service
+from kamiyo.alerts import confirm, service
 from kamiyo.alerts.schemas import ChannelUpdate, EmailChannelCreate, TelegramChannelCreate, WebhookChannelCreate
 from kamiyo.api_deps import SessionDep, SettingsDep, get_database, row_id
 from kamiyo.config import Settings
@@ -50,8 +50,14 @@ NOTICES = {
     "enabled": "The channel is enabled: new exploits matching its filters are sent to it.",
     "disabled": "The channel is disabled: nothing is sent to it until you enable it again.",
     "deleted": "The channel was deleted.",
+    "confirmed": "The channel is confirmed: new exploits matching its filters are sent to it.",
+    "resent": "A new confirmation is on its way; the previous one no longer works.",
 }
 CREATED = "Channel added. Send a test alert to check that it arrives."
+CREATED_UNCONFIRMED = {
+    "email": "Channel added. We sent a confirmation link to the address: alerts start once it is opened.",
+    "telegram": "Channel added. We sent a code to the chat: enter it below to start receiving alerts.",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,15 +177,18 @@ async def create(
         return to_login(request)
     info = kind_of(kind)
     form = read_form(await request.form(), (info.field, "description"))
-    if not await csrf_ok(request):
-        form.errors["form"] = CSRF_MESSAGE
-        return await list_page(request, session, settings, user, info, status=403, form=form)
+    if refused := await guard(request, user):  # limited like the API's channel changes
+        form.errors["form"] = refused[1]
+        return await list_page(request, session, settings, user, info, status=refused[0], form=form)
     payload = {info.field: form.text(info.field), "description": form.text("description"), "enabled": form.enabled}
     data = validate(info.model, payload | {"filters": filters_payload(form)}, form)
     if data is None:
         return await list_page(request, session, settings, user, info, status=422, form=form)
+    base = confirm.link_base(settings)
     try:
-        channel = await service.create_channel(session, settings, user.id, user.tier, info.name, data, utcnow())
+        channel = await service.create_channel(
+            session, settings, user.id, user.tier, info.name, data, utcnow(), confirm_base=base
+        )
     except KamiyoError as exc:
         service_error(exc, form)
         return await list_page(request, session, settings, user, info, status=exc.status, form=form)
@@ -201,7 +210,7 @@ async def channel_view(
     if user is None:
         return to_login(request)
     channel = await service.get_channel(session, user.id, kind_of(kind).name, channel_id)
-    notice = CREATED if done == "created" else NOTICES.get(done)
+    notice = CREATED_UNCONFIRMED.get(kind, CREATED) if done == "created" else NOTICES.get(done)
     if replayed:
         notice = f"Alert {replayed} will be sent again now. Reload to see the outcome."
     return await detail_page(request, session, user, channel, cursor=cursor, notice=notice, tested=test)
@@ -216,17 +225,18 @@ async def edit(
     info = kind_of(kind)
     channel = await service.get_channel(session, user.id, info.name, channel_id)
     form = read_form(await request.form(), (info.field, "description"))
-    if not await csrf_ok(request):
-        form.errors["form"] = CSRF_MESSAGE
-        return await detail_page(request, session, user, channel, status=403, form=form)
+    if refused := await guard(request, user):
+        form.errors["form"] = refused[1]
+        return await detail_page(request, session, user, channel, status=refused[0], form=form)
     payload: dict[str, Any] = {"description": form.text("description"), "filters": filters_payload(form)}
     if form.text(info.field):  # empty: keep the stored destination (only its masked hint is shown)
         payload[info.field] = form.text(info.field)
     data = validate(ChannelUpdate, payload, form)
     if data is None:
         return await detail_page(request, session, user, channel, status=422, form=form)
+    base = confirm.link_base(settings)
     try:
-        await service.update_channel(session, settings, channel, data, utcnow())
+        await service.update_channel(session, settings, channel, data, utcnow(), confirm_base=base)
     except KamiyoError as exc:
         service_error(exc, form)
         return await detail_page(request, session, user, channel, status=exc.status, form=form)
@@ -279,6 +289,8 @@ async def send_test(
     channel = await _owned(session, user, kind, channel_id)
     if refused := await guard(request, user):  # the API limits test sends like webhook changes
         return await detail_page(request, session, user, channel, status=refused[0], action_error=refused[1])
+    if channel.confirmed_at is None:
+        return await _unconfirmed(request, session, user, channel)
     summary = summarise("webhook.test", await delivery.sample_exploit(session), settings.public_url, None)
     body = orjson.dumps(RENDERERS[channel.kind](summary)).decode()
     db = get_database(request)
@@ -293,8 +305,8 @@ async def delete(
     if user is None:
         return to_login(request)
     channel = await _owned(session, user, kind, channel_id)
-    if refused := await _refused(request, session, user, channel):
-        return refused
+    if refused := await guard(request, user):
+        return await detail_page(request, session, user, channel, status=refused[0], action_error=refused[1])
     await service.delete_channel(session, channel)
     return see_other(f"{BASE}?done=deleted")
 
@@ -311,8 +323,10 @@ async def replay(
     if user is None:
         return to_login(request)
     channel = await _owned(session, user, kind, channel_id)
-    if refused := await _refused(request, session, user, channel):
-        return refused
+    if refused := await guard(request, user):  # replays are limited like test sends
+        return await detail_page(request, session, user, channel, status=refused[0], action_error=refused[1])
+    if channel.confirmed_at is None:
+        return await _unconfirmed(request, session, user, channel)
     try:
         await delivery.replay(session, ALERTS, channel.id, delivery_id, utcnow())
     except KamiyoError as exc:
@@ -320,3 +334,76 @@ async def replay(
             raise
         return await detail_page(request, session, user, channel, status=exc.status, action_error=exc.message)
     return see_other(f"{BASE}/{channel.kind}/{channel.id}?replayed={delivery_id}")
+
+
+async def _unconfirmed(request: Request, session: SessionDep, user: User, channel: AlertChannel) -> Response:
+    message = confirm.waiting_message(channel.kind)
+    return await detail_page(
+        request, session, user, channel, status=409, action_error=message[0].upper() + message[1:] + "."
+    )
+
+
+@router.post(BASE + "/{kind}/{channel_id}/confirm")
+async def confirm_code(
+    request: Request, session: SessionDep, user: OptionalUser, kind: str, channel_id: ChannelId
+) -> Response:
+    """The code the Telegram chat received (or an e-mail link's code), typed on the channel page."""
+    if user is None:
+        return to_login(request)
+    channel = await _owned(session, user, kind, channel_id)
+    if refused := await guard(request, user):
+        return await detail_page(request, session, user, channel, status=refused[0], action_error=refused[1])
+    code = str((await request.form()).get("code") or "")[:200]
+    try:
+        confirmed = await confirm.confirm(session, channel, code, utcnow())
+    except KamiyoError as exc:
+        return await detail_page(request, session, user, channel, status=exc.status, action_error=exc.message + ".")
+    if not confirmed:
+        await confirm.count_failure(get_database(request), channel.id)
+        message = "That is not the code sent to this channel. Check it, or send a new one."
+        return await detail_page(request, session, user, channel, status=422, action_error=message)
+    return see_other(f"{BASE}/{channel.kind}/{channel.id}?done=confirmed")
+
+
+@router.post(BASE + "/{kind}/{channel_id}/resend")
+async def resend_confirmation(
+    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, kind: str, channel_id: ChannelId
+) -> Response:
+    if user is None:
+        return to_login(request)
+    channel = await _owned(session, user, kind, channel_id)
+    if refused := await guard(request, user):
+        return await detail_page(request, session, user, channel, status=refused[0], action_error=refused[1])
+    try:
+        await confirm.resend(session, channel, confirm.link_base(settings), utcnow())
+    except KamiyoError as exc:
+        return await detail_page(request, session, user, channel, status=exc.status, action_error=exc.message + ".")
+    return see_other(f"{BASE}/{channel.kind}/{channel.id}?done=resent")
+
+
+@router.get(confirm.LINK_PATH + "{code}")
+async def confirm_link(request: Request, session: SessionDep, user: OptionalUser, code: str) -> Response:
+    """The link in a confirmation e-mail: opening it confirms the address (no login: it is the address's owner)."""
+    channel = await confirm.by_link(session, code[:200])
+    try:
+        confirmed = channel is not None and await confirm.confirm(session, channel, code, utcnow())
+    except KamiyoError:  # too many wrong codes were typed for it: a new confirmation is needed
+        confirmed = False
+    if channel is None or not confirmed:
+        return render_html(
+            request,
+            "alert_confirm.html",
+            status=404,
+            title="Confirmation link not valid · Kamiyo",
+            user=user,
+            heading="This confirmation link is not valid",
+            message="It was used already, a newer one replaced it, or the channel was deleted.",
+        )
+    return render_html(
+        request,
+        "alert_confirm.html",
+        title="Address confirmed · Kamiyo",
+        user=user,
+        heading="Address confirmed",
+        message=f"Kamiyo will send exploit alerts to {channel.target_hint}.",
+    )
