@@ -147,6 +147,7 @@ def serve(
         access_log=False,
         server_header=False,
         proxy_headers=False,  # the app decides whose forwarded headers to believe (KAMIYO_TRUSTED_PROXIES)
+        http="kamiyo.ops.http_protocol:HeaderTimeoutProtocol",  # request heads bounded by KAMIYO_HEADER_TIMEOUT
     )
 
 

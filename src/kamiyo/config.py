@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     delivery_poll: float = Field(default=5.0, gt=0, alias="KAMIYO_DELIVERY_POLL")
     webhook_disable_after: int = Field(default=20, ge=1, alias="KAMIYO_WEBHOOK_DISABLE_AFTER")
     stream_heartbeat: float = Field(default=15.0, gt=0, alias="KAMIYO_STREAM_HEARTBEAT")
+    # Live-stream connections one account may hold open at once (across processes when Redis is configured).
+    stream_max_per_user: int = Field(default=5, ge=1, le=10_000, alias="KAMIYO_STREAM_MAX_PER_USER")
 
     @field_validator("source_urls", mode="before")
     @classmethod

@@ -29,7 +29,8 @@ async def test_signup_logs_in_and_me_shows_account_tier_usage_and_limits(db_url:
             "export": False,
             "price_usd": 0,
         }
-        assert me["usage"]["requests_today"] == 0 and me["usage"]["remaining"] == 100
+        # the session's own calls count against the account: this one is the first today
+        assert me["usage"]["requests_today"] == 1 and me["usage"]["remaining"] == 99
         assert me["csrf_token"] == r.json()["csrf_token"]
 
 

@@ -1,13 +1,17 @@
-"""Pure-ASGI access middleware: API-key authentication and rate limits in front of every API route.
+"""Pure-ASGI access middleware: API-key authentication and rate limits in front of every API route and page.
 
 Per request it classifies the path (no allocation for exempt paths), then:
 - a presented API key is resolved (one indexed query, no cache, so revocation and tier changes apply at
   once); an invalid key answers 401 even on public paths; a valid one counts against the user's daily
   tier quota;
-- no key: the public data paths and `/api/v1/*` count against the per-IP anonymous limit;
+- no key but a dashboard session cookie: the session's account is resolved and counted the same way (the
+  principal is kept for the route, which then does not look it up again);
+- neither: the request counts against the per-client anonymous limit (an IPv4 address or an IPv6 /64);
 - answers carry `X-RateLimit-Limit/Remaining/Reset`; over the limit, 429 with `Retry-After`.
-Health, metrics, docs, OpenAPI, static files and the Stripe webhook are never counted. Dashboard
-pages pass through (they authenticate with the session cookie in their own dependencies).
+The public data paths, `/api/v1/*` and the dashboard pages with their CSV all count, so a page is no way
+around the API's limits. Health, metrics, docs, OpenAPI, static files and the Stripe webhook are never
+counted, nor the pages that lead out of a used-up quota (pricing, billing, logout). Pages get their
+errors as HTML, the API as JSON.
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ from typing import Any
 
 from limits import RateLimitItem
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kamiyo.accounts import service
+from kamiyo.accounts import service, sessions
 from kamiyo.accounts.csrf import CSRF_COOKIE
 from kamiyo.accounts.deps import Principal, api_key_from_headers
 from kamiyo.accounts.ratelimit import Limiter, Window
@@ -49,7 +54,8 @@ EXEMPT_PATHS = frozenset(
         f"{API_PREFIX}/payments/stripe-webhook",
     }
 )
-EXEMPT_PREFIXES = ("/static/", "/docs/")
+EXEMPT_PREFIXES = ("/static/", "/docs/", "/pricing", "/app/billing")  # the last two: the way to a higher plan
+EXEMPT_PAGES = frozenset({"/logout"})
 # First segments of the public data paths served at the root (app.PUBLIC_ROUTERS); under /api/v1 all count.
 PUBLIC_ROOTS = frozenset({"exploits", "stats", "chains", "sources", "feed.xml"})
 EXEMPT, LIMITED, PAGE = 0, 1, 2
@@ -62,7 +68,7 @@ class AccessMiddleware:
 
     @staticmethod
     def _classify(path: str) -> int:
-        if path in EXEMPT_PATHS or path.startswith(EXEMPT_PREFIXES):
+        if path in EXEMPT_PATHS or path in EXEMPT_PAGES or path.startswith(EXEMPT_PREFIXES):
             return EXEMPT
         if path.startswith(API_PREFIX + "/") or path[1:].partition("/")[0] in PUBLIC_ROOTS:
             return LIMITED
@@ -78,33 +84,36 @@ class AccessMiddleware:
             await self.app(scope, receive, send)
             return
         state = scope.setdefault("state", {})
-        window: Window | None = None
-        if kind == LIMITED:
-            outcome = await self._admit(app, scope, state)
-            if isinstance(outcome, Response):
-                await outcome(scope, receive, send)
-                return
-            window = outcome
-        await self.app(scope, receive, _decorating_send(send, state, window, scope))
+        outcome = await self._admit(app, scope, state, page=kind == PAGE)
+        if isinstance(outcome, Response):
+            await outcome(scope, receive, send)
+            return
+        await self.app(scope, receive, _decorating_send(send, state, outcome, scope))
 
-    async def _admit(self, app: Any, scope: Scope, state: dict[str, Any]) -> Window | Response | None:
-        """Authenticate a presented key and count the request: the window, or the error answer to send."""
+    async def _admit(self, app: Any, scope: Scope, state: dict[str, Any], *, page: bool) -> Window | Response | None:
+        """Authenticate a presented key or session and count the request: the window, or the error answer."""
         settings = app.state.settings
         limiter: Limiter = app.state.limiter
         raw_key = api_key_from_headers(scope["headers"])
+        principal: Principal | None = None
         if raw_key is not None:
             try:
                 principal = await _resolve(app, raw_key)
             except (SQLAlchemyError, OSError) as exc:
                 log.warning("API key check: database unavailable: %s", type(exc).__name__)
-                return _error(503, "database_unavailable", "the database is unavailable")
+                return _error(scope, page, 503, "database_unavailable", "the database is unavailable")
             if principal is None:
                 return _error(
+                    scope,
+                    page,
                     401,
                     "unauthorized",
                     "invalid or revoked API key",
                     {"WWW-Authenticate": 'Bearer realm="kamiyo", error="invalid_token"'},
                 )
+        else:
+            principal = await _session_principal(app, scope)
+        if principal is not None:
             state["principal"] = principal
             if not settings.rate_limits_enabled:
                 return None
@@ -119,9 +128,8 @@ class AccessMiddleware:
             message = "anonymous rate limit reached; an API key raises the limit"
         if not window.allowed:
             details = {"limit": window.limit, "reset": window.reset}
-            return _error(
-                429, "rate_limited", f"{message}; retry in {window.retry_after()}s", window.headers(), details
-            )
+            text = f"{message}; retry in {window.retry_after()}s"
+            return _error(scope, page, 429, "rate_limited", text, window.headers(), details)
         return window
 
 
@@ -142,9 +150,40 @@ async def _resolve(app: Any, raw_key: str) -> Principal | None:
     return Principal(user.id, user.email, user.tier, "key", key.id)
 
 
+async def _session_principal(app: Any, scope: Scope) -> Principal | None:
+    """The account of a valid dashboard session cookie, or None (no cookie, a forged, expired or revoked one)."""
+    conn = HTTPConnection(scope)
+    token = sessions.session_token(conn) if sessions.SESSION_COOKIE in conn.cookies else None
+    if token is None:
+        return None
+    try:
+        async with app.state.db.session() as session:
+            found = await sessions.find_session(session, token)
+    except (SQLAlchemyError, OSError) as exc:  # counted as a visitor; the page reports the database itself
+        log.warning("session check: database unavailable: %s", type(exc).__name__)
+        return None
+    if found is None:
+        return None
+    _, user = found
+    return Principal(user.id, user.email, user.tier, "session")
+
+
 def _error(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None, details: Any = None
+    scope: Scope,
+    page: bool,
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    details: Any = None,
 ) -> Response:
+    """The error answer: the dashboard's HTML error page on pages, the JSON error shape elsewhere."""
+    renderer = getattr(scope["app"].state, "html_error_renderer", None) if page else None
+    if renderer is not None:
+        response: Response | None = renderer(Request(scope), status, code, message)
+        if response is not None:
+            response.headers.update(headers or {})
+            return response
     return FastJSONResponse(error_body(code, message, details), status, headers=headers)
 
 

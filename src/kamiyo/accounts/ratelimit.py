@@ -1,5 +1,8 @@
 """Rate limits on the `limits` library's async storage: process memory, or Redis shared by every API process.
 
+Also leases: a cap on things held at once (e.g. live-stream connections per user). A lease expires unless
+renewed, so one whose process died or whose stream never started frees itself.
+
 Windows are fixed and aligned to the clock (a day window resets at UTC midnight, a minute window on the
 minute), and the window number is part of the storage key. So one `incr` per request answers count,
 remaining and reset at once, and a tier change keeps today's count. If Redis stops answering, counting
@@ -12,10 +15,12 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import limits
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.errors import StorageError
+from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +83,28 @@ class SweepLimitedMemoryStorage(MemoryStorage):
         await super()._MemoryStorage__schedule_expiry()  # type: ignore[misc]  # name-mangled private
 
 
+# KEYS[1] a sorted set of holder -> expiry; ARGV: now, cap, ttl seconds, holder. 1 when leased, 0 when full.
+_LEASE_SCRIPT = """
+local now = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[4])
+redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[3])) + 1)
+return 1
+"""
+_LEASE_PREFIX = "kamiyo:lease:"
+
+
 class LimitStore:
-    """Counters in Redis when configured and reachable, else in process memory."""
+    """Counters and leases in Redis when configured and reachable, else in process memory."""
 
     def __init__(self, redis_url: str | None = None) -> None:
         self.memory: MemoryStorage = SweepLimitedMemoryStorage()
         self.redis: Storage | None = None
         self._pool: object | None = None
+        self._client: Any = None
         self._redis_down_until = 0.0
+        self._leases: dict[str, dict[str, float]] = {}
         if redis_url:
             self.redis = self._redis_storage(redis_url)
 
@@ -96,6 +115,7 @@ class LimitStore:
             url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
         )
         self._pool = pool
+        self._client = redis.asyncio.Redis(connection_pool=pool)
         return RedisStorage(
             f"async+{url}",
             implementation="redispy",
@@ -131,6 +151,51 @@ class LimitStore:
             except (TimeoutError, StorageError, OSError) as exc:
                 self._failed(exc)
         return await self.memory.get(key)
+
+    def _redis_up(self) -> bool:
+        return self._client is not None and time.monotonic() >= self._redis_down_until
+
+    async def lease(self, key: str, holder: str, cap: int, ttl: float) -> bool:
+        """Take one of `cap` places under `key` for `ttl` seconds (renew to keep it); False when all are taken."""
+        now = time.time()
+        if self._redis_up():
+            try:
+                leased = await self._client.eval(_LEASE_SCRIPT, 1, _LEASE_PREFIX + key, now, cap, ttl, holder)
+                return bool(leased)
+            except (TimeoutError, RedisError, OSError) as exc:
+                self._failed(exc)
+        held = self._leases.setdefault(key, {})
+        for other in [h for h, expiry in held.items() if expiry <= now]:
+            del held[other]
+        if len(held) >= cap:
+            return False
+        held[holder] = now + ttl
+        return True
+
+    async def renew(self, key: str, holder: str, ttl: float) -> None:
+        now = time.time()
+        if self._redis_up():
+            try:
+                await self._client.zadd(_LEASE_PREFIX + key, {holder: now + ttl}, xx=True)
+                await self._client.expire(_LEASE_PREFIX + key, int(ttl) + 1)
+                return
+            except (TimeoutError, RedisError, OSError) as exc:
+                self._failed(exc)
+        held = self._leases.get(key)
+        if held is not None and holder in held:
+            held[holder] = now + ttl
+
+    async def release(self, key: str, holder: str) -> None:
+        held = self._leases.get(key)
+        if held is not None:
+            held.pop(holder, None)
+            if not held:
+                del self._leases[key]
+        if self._redis_up():
+            try:
+                await self._client.zrem(_LEASE_PREFIX + key, holder)
+            except (TimeoutError, RedisError, OSError) as exc:
+                self._failed(exc)
 
     async def close(self) -> None:
         if self._pool is not None:
