@@ -240,7 +240,7 @@ async def test_the_dashboard_and_api_show_the_verified_flag(
         for e in feed.findall("a:entry", ns)
         if any(c.get("term") == "verified_on_chain" for c in e.findall("a:category", ns))
     ]
-    assert verified_entries == [f"http://testserver/exploits/{target['id']}"]
+    assert verified_entries == [f"http://127.0.0.1:8000/exploits/{target['id']}"]  # KAMIYO_PUBLIC_URL, not the Host
 
 
 async def test_block_facts_survive_a_re_derivation_and_a_changed_hash_is_checked_again(
