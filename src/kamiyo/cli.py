@@ -14,6 +14,7 @@ from kamiyo.accounts.commands import keys_app, users_app
 from kamiyo.config import get_settings
 from kamiyo.kit.cli import account_command, console, table_console
 from kamiyo.kit.cli import run as _run
+from kamiyo.mcp.command import mcp_command
 
 # Plain help (no rich boxes): option lines read `--no-workers  …`, not `--no-workers <bool> …`.
 app = typer.Typer(
@@ -23,6 +24,7 @@ db_app = typer.Typer(help="Database administration.", no_args_is_help=True, rich
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
+app.command("mcp")(mcp_command)
 
 
 @db_app.command("upgrade")
