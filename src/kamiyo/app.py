@@ -32,6 +32,7 @@ from kamiyo.ops.schedule import start_backups, stop_backups
 from kamiyo.stream.router import router as stream_router
 from kamiyo.submissions.router import router as submissions_router
 from kamiyo.tiers import tiers_markdown
+from kamiyo.web.docs import install_docs
 from kamiyo.web.setup import install_web
 from kamiyo.webhooks.router import router as webhooks_router
 
@@ -89,6 +90,8 @@ def create_app(
         version=__version__,
         description=DESCRIPTION + "\n## Tiers\n\n" + tiers_markdown(),
         lifespan=lifespan,
+        docs_url=None,  # install_docs: the same pages with assets from this server
+        redoc_url=None,
     )
     app.state.settings = settings
     response_cache.interval = settings.response_cache_seconds
@@ -118,4 +121,5 @@ def create_app(
     app.include_router(stream_router)
     app.include_router(submissions_router)
     install_web(app)
+    install_docs(app)
     return app
