@@ -28,6 +28,7 @@ from kamiyo.ingest.runtime import start_ingest, stop_ingest
 from kamiyo.kit.clientip import ClientAddressMiddleware, TrustedProxies
 from kamiyo.logging_setup import ensure_logging
 from kamiyo.ops.middleware import install_observability
+from kamiyo.ops.reporting import init_error_reporting
 from kamiyo.ops.schedule import start_backups, stop_backups
 from kamiyo.stream.router import router as stream_router
 from kamiyo.submissions.router import router as submissions_router
@@ -59,6 +60,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or get_settings()
     ensure_logging(settings.log_level)
+    init_error_reporting(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

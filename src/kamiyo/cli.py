@@ -333,9 +333,11 @@ def worker(
     from kamiyo import migrations
     from kamiyo.ingest.commands import run_worker
     from kamiyo.logging_setup import configure_logging
+    from kamiyo.ops.reporting import init_error_reporting
 
     settings = get_settings()
     configure_logging(settings.log_level)
+    init_error_reporting(settings)
     if settings.public_url_setting is None and deliver:
         console.print(f"[yellow]KAMIYO_PUBLIC_URL is unset: links in alerts will point at {settings.public_url}")
     migrations.upgrade(settings.database_url)

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     backup_interval: str = Field(default="1d", alias="KAMIYO_BACKUP_INTERVAL")
     # `host:port` where `kamiyo worker` serves its own Prometheus metrics (unset: not served).
     worker_metrics: str | None = Field(default=None, alias="KAMIYO_WORKER_METRICS")
+    # Error reporting (ops/reporting.py): a Sentry DSN turns it on; scrubbed of secrets; off when unset.
+    sentry_dsn: str | None = Field(default=None, alias="SENTRY_DSN")
+    sentry_environment: str = Field(default="production", alias="SENTRY_ENVIRONMENT")
 
     stripe_secret_key: str | None = Field(default=None, alias="STRIPE_SECRET_KEY")
     stripe_webhook_secret: str | None = Field(default=None, alias="STRIPE_WEBHOOK_SECRET")
