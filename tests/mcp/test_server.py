@@ -25,7 +25,7 @@ TOOLS = {"search_exploits", "get_exploit", "exploit_stats", "list_sources"}
 
 
 def _env(db_url: str) -> dict[str, str]:
-    return {"KAMIYO_DATABASE_URL": db_url, "KAMIYO_OFFLINE": "1", "KAMIYO_LOG_LEVEL": "WARNING"}
+    return {"KAMIYO_DATABASE_URL": db_url, "KAMIYO_OFFLINE": "1", "KAMIYO_LOG_LEVEL": "DEBUG"}  # chatty on stderr
 
 
 def _json(result: CallToolResult) -> Any:

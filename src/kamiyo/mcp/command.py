@@ -19,9 +19,13 @@ def mcp_command(
 ) -> None:
     """Model Context Protocol server (read-only tools over the exploit data): stdio, or --http PORT."""
     from kamiyo.db import Database
+    from kamiyo.logging_setup import configure_logging
     from kamiyo.mcp.server import build_server
+    from kamiyo.ops.reporting import init_error_reporting
 
     settings = get_settings()
+    configure_logging(settings.log_level)  # on stderr, redacted: on stdio, standard output is the protocol's
+    init_error_reporting(settings)
     db = Database(settings.database_url)
     server = build_server(db)
 
