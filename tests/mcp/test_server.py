@@ -41,6 +41,7 @@ async def _agrees_with_api(mcp: Client, api: httpx.AsyncClient) -> None:
     assert {"chain", "protocol", "category", "min_amount", "max_amount", "since", "until", "source", "q"} <= set(search)
     assert {"sort", "page", "page_size", "cursor"} <= set(search)
     assert search["page_size"]["maximum"] == 500 and "-amount_usd" in json.dumps(search["sort"])
+    assert "ethereum" in json.dumps(search["chain"]) and "flash_loan" in json.dumps(search["category"])  # enums
     assert tools["get_exploit"].input_schema["required"] == ["ref"]
     assert all(tool.annotations and tool.annotations.read_only_hint for tool in tools.values())
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import orjson
 from mcp.server.mcpserver import MCPServer
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import Field, TypeAdapter
+from pydantic import Field, TypeAdapter, WithJsonSchema
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo import __version__
@@ -25,6 +25,7 @@ from kamiyo.exploits.schemas import CATEGORY_DOC, CHAIN_DOC, SourceOut
 from kamiyo.exploits.stats import compute_stats
 from kamiyo.ingest.health import list_sources
 from kamiyo.kit.jsonresp import dumps
+from kamiyo.taxonomy import CATEGORIES, CHAINS
 
 INSTRUCTIONS = (
     "Kamiyo: crypto and DeFi exploit incidents collected from public sources, one record per incident with every "
@@ -34,6 +35,10 @@ INSTRUCTIONS = (
 )
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 _SOURCES = TypeAdapter(list[SourceOut])  # /sources answers through this response model
+# The schema lists the slugs; the values are checked by the API's own filter parsing, so a wrong one gets the
+# API's error (with the allowed values), not a different message from the protocol layer.
+Chain = Annotated[str, WithJsonSchema({"type": "string", "enum": list(CHAINS)})]
+Category = Annotated[str, WithJsonSchema({"type": "string", "enum": list(CATEGORIES)})]
 
 
 def _result(data: Any) -> CallToolResult:
@@ -62,12 +67,10 @@ def build_server(db: Database) -> MCPServer:
 
     @server.tool(annotations=READ_ONLY)
     async def search_exploits(
-        chain: Annotated[
-            list[str] | None, Field(description=f"Any of these chains (comma lists allowed). {CHAIN_DOC}")
-        ] = None,
+        chain: Annotated[list[Chain] | None, Field(description=f"Any of these chains. {CHAIN_DOC}")] = None,
         protocol: Annotated[str | None, Field(max_length=200, description="Exact protocol name, any case.")] = None,
         category: Annotated[
-            list[str] | None, Field(description=f"Any of these categories (comma lists allowed). {CATEGORY_DOC}")
+            list[Category] | None, Field(description=f"Any of these categories. {CATEGORY_DOC}")
         ] = None,
         min_amount: Annotated[float | None, Field(ge=0, le=1e13, description="Minimum loss in USD.")] = None,
         max_amount: Annotated[float | None, Field(ge=0, le=1e13, description="Maximum loss in USD.")] = None,
