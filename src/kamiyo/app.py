@@ -28,10 +28,12 @@ from kamiyo.ingest.runtime import start_ingest, stop_ingest
 from kamiyo.kit.clientip import ClientAddressMiddleware, TrustedProxies
 from kamiyo.logging_setup import ensure_logging
 from kamiyo.ops.middleware import install_observability
+from kamiyo.ops.reporting import init_error_reporting
 from kamiyo.ops.schedule import start_backups, stop_backups
 from kamiyo.stream.router import router as stream_router
 from kamiyo.submissions.router import router as submissions_router
 from kamiyo.tiers import tiers_markdown
+from kamiyo.web.docs import install_docs
 from kamiyo.web.setup import install_web
 from kamiyo.webhooks.router import router as webhooks_router
 
@@ -58,6 +60,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or get_settings()
     ensure_logging(settings.log_level)
+    init_error_reporting(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -89,6 +92,8 @@ def create_app(
         version=__version__,
         description=DESCRIPTION + "\n## Tiers\n\n" + tiers_markdown(),
         lifespan=lifespan,
+        docs_url=None,  # install_docs: the same pages with assets from this server
+        redoc_url=None,
     )
     app.state.settings = settings
     response_cache.interval = settings.response_cache_seconds
@@ -118,4 +123,5 @@ def create_app(
     app.include_router(stream_router)
     app.include_router(submissions_router)
     install_web(app)
+    install_docs(app)
     return app

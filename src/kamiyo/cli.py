@@ -2,47 +2,51 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from kamiyo.accounts.commands import keys_app, users_app
 from kamiyo.config import get_settings
+from kamiyo.kit.cli import account_command, console, table_console
+from kamiyo.kit.cli import run as _run
+from kamiyo.mcp.command import mcp_command
 
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
-
-T = TypeVar("T")
-app = typer.Typer(help="Kamiyo: open exploit intelligence.", no_args_is_help=True, add_completion=False)
-db_app = typer.Typer(help="Database administration.", no_args_is_help=True)
+# Plain help (no rich boxes): option lines read `--no-workers  …`, not `--no-workers <bool> …`.
+app = typer.Typer(
+    help="Kamiyo: open exploit intelligence.", no_args_is_help=True, add_completion=False, rich_markup_mode=None
+)
+db_app = typer.Typer(help="Database administration.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(db_app, name="db")
-users_app = typer.Typer(help="User accounts: operator administration without billing.", no_args_is_help=True)
-keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
-console = Console(stderr=True)
-
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
+app.command("mcp")(mcp_command)
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Apply Alembic migrations up to head (SQLite and PostgreSQL)."""
+    """Apply Alembic migrations up to the latest revision (SQLite and PostgreSQL)."""
     from kamiyo import migrations
 
     settings = get_settings()
+    before = migrations.database_revisions(settings.database_url)
     migrations.upgrade(settings.database_url)
+    after = migrations.database_revisions(settings.database_url)
+    latest = set(after) == set(migrations.current_heads())
+    at = f"database at revision {', '.join(after) or 'none'}{' (latest)' if latest else ''}"
+    if before == after:
+        console.print(f"{at}: nothing to do", highlight=False)
+    else:
+        console.print(f"{at}: upgraded from {', '.join(before) or 'an empty database'}", highlight=False)
     refreshed = _run(_refresh_records(settings.database_url))
     if refreshed is not None:
-        console.print(f"records re-derived with the current rules and curated files: {refreshed} changed")
-    console.print(f"database at {', '.join(migrations.current_heads())}")
+        console.print(
+            f"records re-derived by the current rules and curated files: {refreshed} changed", highlight=False
+        )
 
 
 async def _refresh_records(url: str) -> int | None:
@@ -298,106 +302,6 @@ def restore(
     console.print(f"restored {file.name}")
 
 
-async def _with_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    from kamiyo.db import Database
-
-    db = Database(get_settings().database_url)
-    try:
-        async with db.session() as session:
-            return await work(session)
-    finally:
-        await db.dispose()
-
-
-def _account_command(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Migrate, run one unit of work, and turn a refusal (unknown user, taken e-mail…) into a message."""
-    from kamiyo import migrations
-    from kamiyo.errors import KamiyoError
-
-    migrations.upgrade(get_settings().database_url)
-    try:
-        return _run(_with_session(work))
-    except KamiyoError as exc:
-        console.print(f"[red]{exc.message}")
-        raise typer.Exit(1) from exc
-
-
-async def _user_by_email(session: AsyncSession, email: str) -> Any:
-    from kamiyo.accounts import service
-    from kamiyo.errors import NotFound
-
-    user = await service.get_user_by_email(session, email)
-    if user is None:
-        raise NotFound(f"no user with e-mail {email.strip().lower()}")
-    return user
-
-
-def _check_tier(tier: str) -> None:
-    from kamiyo.tiers import TIERS
-
-    if tier not in TIERS:
-        console.print(f"[red]tier must be one of {', '.join(TIERS)}")
-        raise typer.Exit(2)
-
-
-@users_app.command("create")
-def users_create(
-    email: Annotated[str, typer.Argument(help="E-mail address, the login.")],
-    tier: Annotated[str, typer.Option(help="free, pro, team or enterprise.")] = "free",
-    password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password from standard input (else one is generated).")
-    ] = False,
-) -> None:
-    """Create a user; a generated password is printed once on standard output."""
-    from kamiyo.accounts import service
-
-    _check_tier(tier)
-    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else service.generate_password()
-
-    async def work(session: AsyncSession) -> int:
-        return (await service.create_user(session, email, password, tier=tier)).id
-
-    user_id = _account_command(work)
-    console.print(f"created user {user_id} ({email.strip().lower()}, tier {tier})")
-    if not password_stdin:
-        console.print("generated password (shown once):")
-        typer.echo(password)
-
-
-@users_app.command("set-tier")
-def users_set_tier(
-    email: Annotated[str, typer.Argument(help="The user's e-mail address.")],
-    tier: Annotated[str, typer.Argument(help="free, pro, team or enterprise.")],
-) -> None:
-    """Set a user's tier by hand (billing without Stripe); it applies to their next request."""
-    from kamiyo.accounts import service
-
-    _check_tier(tier)
-
-    async def work(session: AsyncSession) -> None:
-        await service.set_tier(session, await _user_by_email(session, email), tier)
-
-    _account_command(work)
-    console.print(f"{email.strip().lower()} is now on the {tier} tier")
-
-
-@keys_app.command("create")
-def keys_create(
-    email: Annotated[str, typer.Argument(help="The owner's e-mail address.")],
-    name: Annotated[str, typer.Option("--name", help="A label to recognise the key by.")] = "cli",
-) -> None:
-    """Create an API key for a user; the key is printed once on standard output and never again."""
-    from kamiyo.accounts import service
-
-    async def work(session: AsyncSession) -> str:
-        user = await _user_by_email(session, email)
-        return (await service.create_key(session, user.id, name))[1]
-
-    key = _account_command(work)
-    console.print(f"API key for {email.strip().lower()} (shown once, store it now):")
-    typer.echo(key)
-
-
 # --- ingestion: one round now, the source table, background workers -------------------------
 
 
@@ -422,7 +326,7 @@ def ingest(
         return
     migrations.upgrade(settings.database_url)
     outcomes = _run(ingest_round(settings, source or [], console))
-    Console().print(outcome_table(outcomes))
+    table_console().print(outcome_table(outcomes))
     if outcomes and all(o.failed for o in outcomes):
         raise typer.Exit(1)
 
@@ -435,10 +339,7 @@ def sources_command() -> None:
 
     settings = get_settings()
     migrations.upgrade(settings.database_url)
-    refreshed = _run(_refresh_records(settings.database_url))
-    if refreshed is not None:
-        console.print(f"records re-derived with the current rules and curated files: {refreshed} changed")
-    Console().print(sources_table(_run(sources_rows(settings)), settings.offline))
+    table_console().print(sources_table(_run(sources_rows(settings)), settings.offline))
 
 
 @app.command()
@@ -450,9 +351,11 @@ def worker(
     from kamiyo import migrations
     from kamiyo.ingest.commands import run_worker
     from kamiyo.logging_setup import configure_logging
+    from kamiyo.ops.reporting import init_error_reporting
 
     settings = get_settings()
     configure_logging(settings.log_level)
+    init_error_reporting(settings)
     if settings.public_url_setting is None and deliver:
         console.print(f"[yellow]KAMIYO_PUBLIC_URL is unset: links in alerts will point at {settings.public_url}")
     migrations.upgrade(settings.database_url)
@@ -467,24 +370,10 @@ def worker(
 
 # --- community submissions, admins, on-chain verification (issue 8) ---------------------------
 
-submissions_app = typer.Typer(help="Community submissions: the review queue.", no_args_is_help=True)
+submissions_app = typer.Typer(
+    help="Community submissions: the review queue.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(submissions_app, name="submissions")
-
-
-@users_app.command("set-admin")
-def users_set_admin(
-    email: Annotated[str, typer.Argument(help="The user's e-mail address.")],
-    off: Annotated[bool, typer.Option("--off", help="Take admin rights away instead.")] = False,
-) -> None:
-    """Let a user review community submissions (the dashboard's admin pages), or stop them."""
-    from kamiyo.kit.timeutil import utcnow
-
-    async def work(session: AsyncSession) -> None:
-        user = await _user_by_email(session, email)
-        user.is_admin, user.updated_at = not off, utcnow()
-
-    _account_command(work)
-    console.print(f"{email.strip().lower()} is {'no longer' if off else 'now'} an admin")
 
 
 @submissions_app.command("review")
@@ -506,13 +395,13 @@ def submissions_review(
     target = approve if approve is not None else reject
     if target is None:
         try:
-            table = _account_command(lambda session: queue_table(session, status, limit))
+            table = account_command(lambda session: queue_table(session, status, limit))
         except ValueError as exc:
             console.print(f"[red]{exc}")
             raise typer.Exit(2) from exc
         Console(width=200).print(table)
         return
-    line = _account_command(
+    line = account_command(
         lambda session: decide(session, settings, target, approve=approve is not None, note=note, reviewer=reviewer)
     )
     console.print(line)

@@ -79,6 +79,16 @@ class Settings(BaseSettings):
     backup_interval: str = Field(default="1d", alias="KAMIYO_BACKUP_INTERVAL")
     # `host:port` where `kamiyo worker` serves its own Prometheus metrics (unset: not served).
     worker_metrics: str | None = Field(default=None, alias="KAMIYO_WORKER_METRICS")
+    # Error reporting (ops/reporting.py): a Sentry DSN turns it on; scrubbed of secrets; off when unset.
+    sentry_dsn: str | None = Field(default=None, alias="SENTRY_DSN")
+    sentry_environment: str = Field(default="production", alias="SENTRY_ENVIRONMENT")
+    # Site policy (web/legal_pages.py): who receives vulnerability reports (comma list of e-mail addresses or
+    # URLs; unset: no /.well-known/security.txt), its languages, and the operator's own terms and privacy texts
+    # (a .html fragment or plain text; unset: terms.html|txt / privacy.html|txt in the data folder, else defaults).
+    security_contact: str | None = Field(default=None, alias="KAMIYO_SECURITY_CONTACT")
+    security_languages: str = Field(default="en", alias="KAMIYO_SECURITY_LANGUAGES")
+    terms_file: Path | None = Field(default=None, alias="KAMIYO_TERMS_FILE")
+    privacy_file: Path | None = Field(default=None, alias="KAMIYO_PRIVACY_FILE")
 
     stripe_secret_key: str | None = Field(default=None, alias="STRIPE_SECRET_KEY")
     stripe_webhook_secret: str | None = Field(default=None, alias="STRIPE_WEBHOOK_SECRET")

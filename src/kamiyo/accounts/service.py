@@ -95,6 +95,20 @@ async def get_user(session: AsyncSession, user_id: int) -> User | None:
     return await session.get(User, user_id)
 
 
+async def list_users(session: AsyncSession, *, tier: str | None = None, limit: int = 1000) -> list[tuple[User, int]]:
+    """Users newest first, each with the number of their active API keys."""
+    active_keys = (
+        select(func.count())
+        .select_from(ApiKey)
+        .where(ApiKey.user_id == User.id, ApiKey.revoked_at.is_(None))
+        .scalar_subquery()
+    )
+    stmt = select(User, active_keys).order_by(User.created_at.desc(), User.id.desc()).limit(limit)
+    if tier is not None:
+        stmt = stmt.where(User.tier == tier)
+    return [(user, int(keys)) for user, keys in (await session.execute(stmt)).all()]
+
+
 async def create_user(session: AsyncSession, email: str, password: str, *, tier: str = "free") -> User:
     """A new active user; 409 if the e-mail is taken, 422 for a short password or bad e-mail."""
     email = normalise_email(email)
@@ -186,13 +200,12 @@ async def create_key(session: AsyncSession, user_id: int, name: str | None = Non
     return key, raw
 
 
-async def list_keys(session: AsyncSession, user_id: int) -> list[ApiKey]:
-    """The user's active keys, newest first."""
-    result = await session.execute(
-        select(ApiKey)
-        .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
-        .order_by(ApiKey.created_at.desc(), ApiKey.id.desc())
-    )
+async def list_keys(session: AsyncSession, user_id: int, *, include_revoked: bool = False) -> list[ApiKey]:
+    """The user's active keys (and revoked ones, if asked), newest first."""
+    stmt = select(ApiKey).where(ApiKey.user_id == user_id)
+    if not include_revoked:
+        stmt = stmt.where(ApiKey.revoked_at.is_(None))
+    result = await session.execute(stmt.order_by(ApiKey.created_at.desc(), ApiKey.id.desc()))
     return list(result.scalars())
 
 
@@ -203,6 +216,28 @@ async def revoke_key(session: AsyncSession, user_id: int, key_id: int) -> None:
         raise NotFound("no such key")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
+
+
+async def revoke_key_by_prefix(session: AsyncSession, prefix: str) -> tuple[ApiKey, str]:
+    """Revoke the one active key with this prefix (the operator's handle on a key); returns it and its owner's
+    e-mail. An unknown prefix is 404, and one that names several active keys is refused (409)."""
+    prefix = prefix.strip()
+    if not prefix.startswith(KEY_MARK) or len(prefix) != KEY_PREFIX_LEN:
+        raise InvalidInput(f"a key prefix is {KEY_MARK} and {KEY_PREFIX_LEN - len(KEY_MARK)} more characters")
+    rows = (
+        await session.execute(
+            select(ApiKey, User.email)
+            .join(User, User.id == ApiKey.user_id)
+            .where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
+        )
+    ).all()
+    if not rows:
+        raise NotFound(f"no active key with prefix {prefix}")
+    if len(rows) > 1:
+        raise Conflict(f"{len(rows)} active keys share prefix {prefix}; revoke them from the owners' accounts")
+    key, email = rows[0]
+    key.revoked_at = utcnow()
+    return key, str(email)
 
 
 async def resolve_key(session: AsyncSession, raw: str) -> tuple[ApiKey, User] | None:

@@ -48,7 +48,8 @@ def outcome_table(outcomes: Sequence[RunOutcome]) -> Table:
     table = Table(title="ingest round")
     for column, justify in (("source", "left"), ("status", "left"), ("items", "right"), ("new", "right"),
                             ("updated", "right"), ("latency", "right"), ("error", "left")):  # fmt: skip
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        # Source names are identifiers: never cut; long errors fold onto more lines instead.
+        table.add_column(column, justify=justify, no_wrap=column == "source", overflow="fold")  # type: ignore[arg-type]
     for o in outcomes:
         style = STATUS_STYLE.get(o.status, "")
         table.add_row(
@@ -81,7 +82,12 @@ async def sources_rows(settings: Settings) -> list[dict[str, Any]]:
 def sources_table(rows: Sequence[dict[str, Any]], offline: bool) -> Table:
     table = Table(title="sources" + (" (KAMIYO_OFFLINE: not fetching)" if offline else ""))
     for column in ("name", "enabled", "health", "last success", "items", "score"):
-        table.add_column(column, justify="right" if column in ("items", "score") else "left")
+        table.add_column(
+            column,
+            justify="right" if column in ("items", "score") else "left",
+            no_wrap=column == "name",
+            overflow="fold",
+        )
     for row in rows:
         if not row["enabled"]:
             health = f"[yellow]off[/] {row.get('disabled_reason') or ''}".strip()
@@ -95,7 +101,7 @@ def sources_table(rows: Sequence[dict[str, Any]], offline: bool) -> Table:
             str(row["name"]),
             "yes" if row["enabled"] else "no",
             health,
-            str(row["last_success_at"] or "-"),
+            str(row["last_success_at"] or "-")[:16].replace("T", " "),
             str(row["items"]),
             f"{row['score']:.3f}" if row.get("score") is not None else "-",
         )

@@ -30,3 +30,26 @@ def current_heads() -> tuple[str, ...]:
     from alembic.script import ScriptDirectory
 
     return tuple(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
+
+
+def database_revisions(database_url: str) -> tuple[str, ...]:
+    """The revisions the database is at (empty for a database never migrated)."""
+    import asyncio
+
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy.engine import Connection
+
+    from kamiyo.db import create_engine
+
+    def read(connection: Connection) -> tuple[str, ...]:
+        return tuple(MigrationContext.configure(connection).get_current_heads())
+
+    async def run() -> tuple[str, ...]:
+        engine = create_engine(database_url)
+        try:
+            async with engine.connect() as connection:
+                return await connection.run_sync(read)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())

@@ -12,12 +12,13 @@ from starlette.types import Scope
 from kamiyo.web.account_pages import router as account_router
 from kamiyo.web.admin_pages import router as admin_router
 from kamiyo.web.alert_pages import router as alert_router
+from kamiyo.web.legal_pages import router as legal_router
 from kamiyo.web.render import STATIC_DIR, render_html
 from kamiyo.web.router import router
 from kamiyo.web.webhook_pages import router as webhook_router
 
 log = logging.getLogger(__name__)
-PAGE_PATHS = frozenset({"/", "/pricing", "/login", "/signup", "/logout"})
+PAGE_PATHS = frozenset({"/", "/pricing", "/login", "/signup", "/logout", "/terms", "/privacy"})
 TITLES = {404: "Page not found", 422: "Invalid request", 429: "Too many requests", 503: "Temporarily unavailable"}
 
 
@@ -62,4 +63,5 @@ def install_web(app: FastAPI) -> None:
     app.include_router(admin_router)
     app.include_router(webhook_router)
     app.include_router(alert_router)
+    app.include_router(legal_router)
     app.state.html_error_renderer = html_error
