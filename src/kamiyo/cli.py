@@ -43,7 +43,7 @@ def db_upgrade() -> None:
     else:
         console.print(f"{at}: upgraded from {', '.join(before) or 'an empty database'}", highlight=False)
     refreshed = _run(_refresh_records(settings.database_url))
-    if refreshed is not None:
+    if refreshed:
         console.print(
             f"records re-derived by the current rules and curated files: {refreshed} changed", highlight=False
         )
@@ -419,7 +419,7 @@ def verify(
     settings = get_settings()
     migrations.upgrade(settings.database_url)
     refreshed = _run(_refresh_records(settings.database_url))
-    if refreshed is not None:
+    if refreshed:
         console.print(f"records re-derived with the current rules and curated files: {refreshed} changed")
 
     async def run() -> Any:
