@@ -418,9 +418,6 @@ def verify(
 
     settings = get_settings()
     migrations.upgrade(settings.database_url)
-    refreshed = _run(_refresh_records(settings.database_url))
-    if refreshed:
-        console.print(f"records re-derived with the current rules and curated files: {refreshed} changed")
 
     async def run() -> Any:
         db = Database(settings.database_url)
