@@ -50,8 +50,9 @@ EXEMPT_PATHS = frozenset(
     }
 )
 EXEMPT_PREFIXES = ("/static/", "/docs/")
-# First segments of the public data paths served at the root (app.PUBLIC_ROUTERS); under /api/v1 all count.
-PUBLIC_ROOTS = frozenset({"exploits", "stats", "chains", "sources", "feed.xml"})
+# First segments of the public data paths served at the root (app.PUBLIC_ROUTERS, and TAXII discovery);
+# under /api/v1 all count.
+PUBLIC_ROOTS = frozenset({"exploits", "stats", "chains", "sources", "feed.xml", "taxii2"})
 EXEMPT, LIMITED, PAGE = 0, 1, 2
 _RATE_HEADER = b"x-ratelimit-limit"
 
