@@ -1,23 +1,26 @@
-"""HTTP paths of the STIX bundle and the TAXII 2.1 server (read-only). Thin: parse, call, render.
+"""HTTP paths of the STIX bundle, the TAXII 2.1 server (read-only) and the MISP feed. Thin: parse, call, render.
 
-Both are public data paths: anonymous reads within the anonymous limits, a key raises them (as a Bearer
+All are public data paths: anonymous reads within the anonymous limits, a key raises them (as a Bearer
 token, `X-API-Key`, or the password of HTTP Basic, as TAXII clients send it).
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
-from kamiyo.api_deps import SessionDep, SettingsDep
+from kamiyo.api_deps import SessionDep, SettingsDep, get_database
+from kamiyo.db import Database
 from kamiyo.errors import InvalidInput, NotFound
 from kamiyo.exploits import service
 from kamiyo.exploits.filters import SortKey
 from kamiyo.exploits.router import FiltersDep
-from kamiyo.intel import ids, stix, taxii
+from kamiyo.intel import ids, misp, stix, taxii
 from kamiyo.intel.keys import incident_index
 from kamiyo.kit.jsonresp import dumps
 from kamiyo.kit.timeutil import parse_when
@@ -238,3 +241,46 @@ async def taxii_manifest(
         for added, o in page.objects
     ]
     return _taxii(_envelope(page, "objects", entries), _page_headers(page))
+
+
+# --- MISP feed --------------------------------------------------------------------------------------------
+
+
+async def _manifest(database: Database) -> AsyncIterator[bytes]:
+    """Own session: the request's session is closed before a streamed body starts."""
+    async with database.session() as session:
+        async for chunk in misp.manifest_chunks(session):
+            yield chunk
+
+
+@router.get(
+    "/api/v1/misp/manifest.json",
+    summary="MISP feed manifest: one entry per exploit",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/json": {}}}},
+    description="Add `<this server>/api/v1/misp` as a MISP feed (format: MISP). Event UUIDs are stable.",
+)
+async def misp_manifest(request: Request) -> StreamingResponse:
+    return StreamingResponse(_manifest(get_database(request)), media_type="application/json")
+
+
+@router.get(
+    "/api/v1/misp/{event_uuid}.json",
+    summary="One MISP event (one exploit)",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}}}},
+)
+async def misp_event(
+    request: Request,
+    session: SessionDep,
+    event_uuid: Annotated[str, Path(max_length=36, description="An event UUID from the manifest.")],
+) -> Response:
+    try:
+        wanted = uuid.UUID(event_uuid)
+    except ValueError as exc:
+        raise InvalidInput("uuid: not a UUID", details=[{"field": "uuid"}]) from exc
+    found = await incident_index(request.app.state).find(session, [wanted])
+    exploits = await service.exploits_by_ids(session, list(found.values()))
+    if not exploits or ids.incident_uuid(ids.stable_key(exploits[0])) != wanted:
+        raise NotFound(f"no event {event_uuid}")
+    return Response(dumps(misp.event(exploits[0], wanted)), media_type="application/json")
