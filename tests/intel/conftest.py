@@ -59,9 +59,10 @@ async def all_exploits(client: httpx.AsyncClient, query: str = "") -> list[dict[
 
 
 async def touch(db_url: str, exploit_id: int, **values: Any) -> None:
-    """Change one exploit as an ingest would (its facts and `updated_at`)."""
+    """Change one exploit as an ingest would (its facts, `updated_at` and the data version)."""
     from sqlalchemy import update
 
+    from kamiyo.exploits.cache import bump_data_version
     from kamiyo.exploits.models import Exploit
     from kamiyo.kit.timeutil import utcnow
 
@@ -69,5 +70,6 @@ async def touch(db_url: str, exploit_id: int, **values: Any) -> None:
     try:
         async with db.session() as session:
             await session.execute(update(Exploit).where(Exploit.id == exploit_id).values(updated_at=utcnow(), **values))
+            await bump_data_version(session)
     finally:
         await db.dispose()

@@ -80,3 +80,40 @@ async def test_feed_is_readable_over_http(db_url: str) -> None:
             return events
 
         assert len(await asyncio.to_thread(pull)) == 20
+
+
+async def test_event_uuids_follow_a_changed_first_report(client: httpx.AsyncClient, db_url: str) -> None:
+    """The UUID index is built once, then kept current: an exploit whose first report changes answers under
+    its new UUID, and its old UUID is gone (not another exploit's, not stale)."""
+    from datetime import datetime, timedelta
+
+    from kamiyo.db import Database
+    from kamiyo.exploits.models import Report
+    from kamiyo.kit.timeutil import utcnow
+
+    exploit = (await client.get("/exploits?page_size=1")).json()["data"][0]
+    old = ids.incident_uuid(ids.stable_key(exploit))
+    assert (await client.get(f"/api/v1/misp/{old}.json")).status_code == 200  # builds the index
+    earliest = datetime.fromisoformat(exploit["sources"][0]["reported_at"].replace("Z", "+00:00"))
+    db = Database(db_url)
+    try:
+        async with db.session() as session:
+            session.add(
+                Report(
+                    exploit_id=exploit["id"],
+                    source="rekt",
+                    source_ref="an-earlier-report",
+                    reported_at=earliest - timedelta(days=1),
+                    seen_at=utcnow(),
+                    protocol=exploit["protocol"],
+                    timestamp=earliest - timedelta(days=1),
+                    raw={},
+                )
+            )
+    finally:
+        await db.dispose()
+    await touch(db_url, exploit["id"])
+    new = ids.incident_uuid(ids.key_from_report("rekt", "an-earlier-report"))
+    r = await client.get(f"/api/v1/misp/{new}.json")
+    assert r.status_code == 200 and r.json()["Event"]["uuid"] == str(new)
+    assert (await client.get(f"/api/v1/misp/{old}.json")).status_code == 404

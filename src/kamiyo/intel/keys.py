@@ -10,16 +10,18 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kamiyo.exploits.models import Exploit, Report, is_public
+from kamiyo.exploits.cache import DATA_VERSION
+from kamiyo.exploits.models import Exploit, Meta, Report, is_public
 from kamiyo.intel import ids
 
 BATCH = 5000
+LATE_COMMIT = timedelta(minutes=1)
 KEY_COLUMNS = (
     Exploit.id,
     Exploit.tx_hash,
@@ -36,7 +38,7 @@ KEY_COLUMNS = (
 @dataclass(frozen=True, slots=True)
 class Keyed:
     row: Any  # the KEY_COLUMNS of one exploit
-    uuid: uuid.UUID
+    uuid: int  # its incident UUID, as an integer
 
 
 async def keyed_batches(
@@ -52,22 +54,29 @@ async def keyed_batches(
             return
         last = rows[-1].id
         first = await _first_reports(session, [r.id for r in rows])
-        keyed = []
-        for row in rows:
-            key = ids.key_from_report(*first[row.id]) if row.id in first else f"id:{row.id}"
-            keyed.append(Keyed(row, ids.incident_uuid(key)))
-        yield keyed
+        yield [
+            Keyed(row, ids.incident_int(ids.key_from_report(*first[row.id]) if row.id in first else f"id:{row.id}"))
+            for row in rows
+        ]
         if len(rows) < batch:
             return
 
 
 async def _first_reports(session: AsyncSession, exploit_ids: list[int]) -> dict[int, tuple[str, str]]:
+    """(source, ref) of each exploit's first report: for ids close together one range of the exploit_id
+    index, else the ids in chunks."""
     first: dict[int, tuple[str, str]] = {}
-    for start in range(0, len(exploit_ids), 1000):
-        chunk = exploit_ids[start : start + 1000]
+    if not exploit_ids:
+        return first
+    low, high = exploit_ids[0], exploit_ids[-1]
+    if high - low < 4 * len(exploit_ids):
+        chunks = [Report.exploit_id.between(low, high)]
+    else:
+        chunks = [Report.exploit_id.in_(exploit_ids[i : i + 1000]) for i in range(0, len(exploit_ids), 1000)]
+    for condition in chunks:
         rows = await session.execute(
             select(Report.exploit_id, Report.source, Report.source_ref)
-            .where(Report.exploit_id.in_(chunk))
+            .where(condition)
             .order_by(Report.exploit_id, Report.reported_at, Report.id)
         )
         for exploit_id, source, ref in rows:
@@ -78,31 +87,38 @@ async def _first_reports(session: AsyncSession, exploit_ids: list[int]) -> dict[
 class IncidentIndex:
     """Incident UUID → exploit id, for the paths that are addressed by UUID (a MISP event, TAXII `match[id]`).
 
-    UUIDv5 cannot be reversed, so the map is built by reading every exploit's stable key once (about a
-    second per 100k exploits), then kept current by reading only the exploits changed or added since
-    (`updated_at` at or after the last one seen, or a higher id). An entry can go stale when an exploit's
-    key changes (it gains a transaction hash): callers check the exploit they find still has the UUID asked.
+    UUIDv5 cannot be reversed, so the map is built by reading every exploit's stable key once, then kept
+    current: while the data version (bumped by every writer of exploits) stays the same nothing is read;
+    when it moves, only the exploits changed since (`updated_at` from a minute before the last one seen,
+    for writers that committed late) or added since (a higher id). An entry can go stale when an
+    exploit's first report changes: callers check the exploit they find still has the UUID asked.
     """
 
     def __init__(self) -> None:
         self._ids: dict[int, int] = {}
         self._seen_at: datetime | None = None
         self._max_id = 0
+        self._version: int | None = None
         self._lock = asyncio.Lock()
 
     async def refresh(self, session: AsyncSession) -> None:
         async with self._lock:
+            version = (await session.execute(select(Meta.value).where(Meta.key == DATA_VERSION))).scalar()
+            if version is not None and version == self._version:
+                return
             if self._seen_at is not None:  # changed since: a range of the updated_at index
-                changed = await session.execute(select(Exploit.id).where(Exploit.updated_at >= self._seen_at))
+                since = self._seen_at - LATE_COMMIT
+                changed = await session.execute(select(Exploit.id).where(Exploit.updated_at >= since))
                 changed_ids = [i for (i,) in changed if i <= self._max_id]
                 for start in range(0, len(changed_ids), BATCH):
                     await self._add(keyed_batches(session, Exploit.id.in_(changed_ids[start : start + BATCH])))
             await self._add(keyed_batches(session, after=self._max_id))  # added since: a range of the key
+            self._version = version  # read first: a write after it moves the version again
 
     async def _add(self, batches: AsyncIterator[list[Keyed]]) -> None:
         async for batch in batches:
             for item in batch:
-                self._ids[item.uuid.int] = item.row.id
+                self._ids[item.uuid] = item.row.id
                 self._max_id = max(self._max_id, item.row.id)
                 if self._seen_at is None or item.row.updated_at > self._seen_at:
                     self._seen_at = item.row.updated_at

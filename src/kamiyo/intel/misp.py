@@ -65,7 +65,7 @@ async def manifest_chunks(session: Any) -> AsyncIterator[bytes]:
     yield b"{"
     first = True
     async for batch in keyed_batches(session):
-        parts = [orjson.dumps(str(item.uuid)) + b":" + orjson.dumps(manifest_entry(item.row)) for item in batch]
+        parts = [b'"' + ids.text(item.uuid).encode() + b'":' + orjson.dumps(manifest_entry(item.row)) for item in batch]
         if parts:
             yield (b"" if first else b",") + b",".join(parts)
             first = False

@@ -10,7 +10,7 @@ relationship from the incident to the `identity` of each source that reported it
 
 from __future__ import annotations
 
-import uuid
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -55,6 +55,7 @@ def stix_time(value: str | None) -> str:
     return f"{body}.000Z"
 
 
+@functools.cache
 def source_identity_id(source: str) -> str:
     return f"identity--{ids.named('source:' + source)}"
 
@@ -132,8 +133,8 @@ def _pattern_string(value: str) -> str:
 def exploit_objects(exploit: dict[str, Any], *, unregistered_identities: bool = True) -> list[dict[str, Any]]:
     """The exploit's objects, incident first. With `unregistered_identities`, also the identity of any
     source that is not in the registry (so the group is complete on its own, as a TAXII page needs)."""
-    base = ids.incident_uuid(ids.stable_key(exploit))
-    incident_id = f"incident--{base}"
+    base = ids.incident_int(ids.stable_key(exploit))
+    incident_id = f"incident--{ids.text(base)}"
     created = stix_time(exploit["first_seen_at"])
     modified = max(created, stix_time(exploit["updated_at"]))
     common = {"spec_version": SPEC, "created_by_ref": KAMIYO_IDENTITY, "created": created, "modified": modified}
@@ -178,7 +179,7 @@ def exploit_objects(exploit: dict[str, Any], *, unregistered_identities: bool = 
     objects.append(incident)
     address = exploit["attacker_address"]
     if address:
-        indicator_id = f"indicator--{ids.derived(base, ids.INDICATOR)}"
+        indicator_id = f"indicator--{ids.text(ids.derived_int(base, ids.INDICATOR))}"
         objects.append(
             {
                 "type": "indicator",
@@ -191,14 +192,15 @@ def exploit_objects(exploit: dict[str, Any], *, unregistered_identities: bool = 
                 "valid_from": stix_time(exploit["timestamp"]),
             }
         )
-        objects.append(_relationship(common, ids.derived(base, ids.INDICATES), "indicates", indicator_id, incident_id))
+        rel_id = ids.text(ids.derived_int(base, ids.INDICATES))
+        objects.append(_relationship(common, rel_id, "indicates", indicator_id, incident_id))
     for source in sources:
-        rel_id = ids.derived(base, ids.source_link(source))
+        rel_id = ids.text(ids.derived_int(base, ids.source_link(source)))
         objects.append(_relationship(common, rel_id, "related-to", incident_id, source_identity_id(source)))
     return objects
 
 
-def _relationship(common: dict[str, Any], rel_id: uuid.UUID, kind: str, source: str, target: str) -> dict[str, Any]:
+def _relationship(common: dict[str, Any], rel_id: str, kind: str, source: str, target: str) -> dict[str, Any]:
     return {
         "type": "relationship",
         "id": f"relationship--{rel_id}",

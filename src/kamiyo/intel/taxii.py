@@ -29,7 +29,9 @@ STIX_MEDIA_TYPE = stix.MEDIA_TYPE
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # before any exploit was added
-EXPLOIT_TYPES = frozenset({"incident", "indicator", "relationship", "identity"})
+# About how many objects of each type one exploit yields (an indicator for 3 in 4, one source or two).
+PER_EXPLOIT = {"incident": 1.0, "indicator": 0.75, "relationship": 1.75, "identity": 0.0}
+EXPLOIT_TYPES = frozenset(PER_EXPLOIT)
 _NEXT_KIND = "taxii"
 # A page reads at most this many exploits per object asked for (a type filter can make most of them
 # yield nothing): a sparse page ends early, with `more` and a `next`, rather than reading without bound.
@@ -120,10 +122,11 @@ async def objects_page(
     if exploit_ids is not None:
         where.append(Exploit.id.in_(exploit_ids))
     budget = max(limit, 1) * SCAN_PER_OBJECT
+    per_exploit = max(0.25, sum(PER_EXPLOIT[t] for t in (match.types or EXPLOIT_TYPES) & EXPLOIT_TYPES))
     first = True
     while True:
         start = tuple_(Exploit.updated_at, Exploit.id) >= tuple_(at.added, at.exploit_id)
-        batch_size = min(budget, wanted // 3 + 2)
+        batch_size = min(budget, int(wanted / per_exploit) + 2)
         rows = list(
             await session.execute(
                 select(Exploit.id, Exploit.updated_at)
