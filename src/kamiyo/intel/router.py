@@ -145,6 +145,7 @@ async def _page(
     exploit_ids = None
     if match.object_ids is not None:
         exploit_ids = await taxii.resolve_ids(session, incident_index(request.app.state), match.object_ids)
+    limit = min(limit, taxii.MAX_LIMIT)  # a larger request gets the server's largest page, as TAXII allows
     return await taxii.objects_page(session, match, limit=limit, position=position, exploit_ids=exploit_ids)
 
 
@@ -166,7 +167,9 @@ def _envelope(page: taxii.Page, key: str, items: list[Any]) -> dict[str, Any]:
     return body
 
 
-Limit = Annotated[int, Query(ge=1, le=taxii.MAX_LIMIT, description="Objects per page.")]
+Limit = Annotated[
+    int, Query(ge=1, le=2**31 - 1, description=f"Objects per page (at most {taxii.MAX_LIMIT} are served).")
+]
 Next = Annotated[str | None, Query(alias="next", max_length=500, description="`next` of the previous page.")]
 AddedAfter = Annotated[str | None, Query(max_length=64, description="Only objects added after this time.")]
 MatchType = Annotated[str | None, Query(alias="match[type]", max_length=500, description="Comma-separated types.")]

@@ -2,8 +2,10 @@
 
 An exploit's objects are added together, at its `updated_at` (a new version replaces the old: only the
 latest version is served). The fixed objects (Kamiyo, the extension definition, the registered sources)
-come first, added at STIX `EPOCH`. A page holds at most `limit` objects and may end inside an exploit's
-objects; `next` is where it ended: (date added, exploit id, objects of it already served).
+come first, added at `EPOCH`. The identity of a source outside the registry (an import's, say) travels
+with each exploit it reported: the same object each time, so a client that stores by id keeps one.
+A page holds at most `limit` objects (the server's largest page is `MAX_LIMIT`) and may end inside an
+exploit's objects; `next` is where it ended: (date added, exploit id, objects of it already served).
 """
 
 from __future__ import annotations
