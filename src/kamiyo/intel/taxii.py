@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, tuple_
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.errors import InvalidInput
@@ -127,16 +127,8 @@ async def objects_page(
     per_exploit = max(0.25, sum(PER_EXPLOIT[t] for t in (match.types or EXPLOIT_TYPES) & EXPLOIT_TYPES))
     first = True
     while True:
-        start = tuple_(Exploit.updated_at, Exploit.id) >= tuple_(at.added, at.exploit_id)
         batch_size = min(budget, int(wanted / per_exploit) + 2)
-        rows = list(
-            await session.execute(
-                select(Exploit.id, Exploit.updated_at)
-                .where(*where, start)
-                .order_by(Exploit.updated_at, Exploit.id)
-                .limit(batch_size + 1)
-            )
-        )
+        rows = await _exploits_from(session, where, at, batch_size + 1)
         batch, ahead = rows[:batch_size], len(rows) > batch_size
         budget -= len(batch)
         exploits = {e["id"]: e for e in await service.exploits_by_ids(session, [r.id for r in batch])}
@@ -158,6 +150,24 @@ async def objects_page(
         if budget <= 0:
             return _stop(page, at)
         first = False
+
+
+async def _exploits_from(
+    session: AsyncSession, where: list[ColumnElement[bool]], at: Position, limit: int
+) -> list[Any]:
+    """(id, updated_at) of up to `limit` exploits from `at` on, in date-added order. Two index ranges (the
+    rest of `at`'s date by id, then the later dates) rather than one row-value comparison, which the
+    planners walk from the start of the date: an import gives all its rows one date."""
+    columns = select(Exploit.id, Exploit.updated_at).where(*where)
+    in_order = (Exploit.updated_at, Exploit.id)
+    rows: list[Any] = []
+    if at.exploit_id > 0:  # not the fixed objects' made-up date: then no exploit has it
+        same = columns.where(Exploit.updated_at == at.added, Exploit.id >= at.exploit_id)
+        rows += await session.execute(same.order_by(*in_order).limit(limit))
+    if len(rows) < limit:
+        later = columns.where(Exploit.updated_at > at.added).order_by(*in_order)
+        rows += list(await session.execute(later.limit(limit - len(rows))))
+    return rows
 
 
 def _stop(page: Page, position: Position) -> Page:
