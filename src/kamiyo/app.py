@@ -25,6 +25,7 @@ from kamiyo.exploits.router import router as exploits_router
 from kamiyo.health import router as health_router
 from kamiyo.ingest.router import router as sources_router
 from kamiyo.ingest.runtime import start_ingest, stop_ingest
+from kamiyo.intel.router import router as intel_router
 from kamiyo.kit.clientip import ClientAddressMiddleware, TrustedProxies
 from kamiyo.logging_setup import ensure_logging
 from kamiyo.ops.middleware import install_observability
@@ -112,6 +113,7 @@ def create_app(
     # Outermost: every layer inside sees the real client (a trusted proxy's forwarded one, else the peer).
     app.add_middleware(ClientAddressMiddleware, trusted=TrustedProxies(settings.trusted_proxy_networks))
     app.include_router(export_router)  # before the public routers: /api/v1/exploits/{ref} must not shadow it
+    app.include_router(intel_router)  # STIX, TAXII 2.1 and MISP views of the public data
     for router in PUBLIC_ROUTERS:  # included one by one: each level of nesting costs every request a match
         app.include_router(router)
     for router in PUBLIC_ROUTERS:

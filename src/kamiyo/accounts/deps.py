@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -61,15 +63,28 @@ class Principal:
 
 
 def api_key_from_headers(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
-    """The presented API key (any Bearer token or X-API-Key value), or None when none is presented."""
+    """The presented API key (any Bearer token, X-API-Key value, or a `kmy_` key as HTTP Basic password, as
+    TAXII clients send it, the user name being ignored), or None when none is presented. Other Basic
+    credentials (a reverse proxy's own password) are not a key: they are left alone."""
     for name, value in headers:
         if name == b"authorization":
             scheme, _, token = value.decode("latin-1").partition(" ")
             if scheme.lower() == "bearer":
                 return token.strip()
+            if scheme.lower() == "basic" and (key := _basic_key(token.strip())):
+                return key
         elif name == b"x-api-key":
             return value.decode("latin-1").strip()
     return None
+
+
+def _basic_key(token: str) -> str | None:
+    try:
+        decoded = base64.b64decode(token, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    password = decoded.partition(":")[2].strip()
+    return password if password.startswith(service.KEY_MARK) else None
 
 
 def get_limiter(request: Request) -> Limiter:

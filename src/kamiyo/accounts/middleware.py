@@ -54,10 +54,11 @@ EXEMPT_PATHS = frozenset(
         f"{API_PREFIX}/payments/stripe-webhook",
     }
 )
-EXEMPT_PREFIXES = ("/static/", "/docs/", "/pricing", "/app/billing")  # the last two: the way to a higher plan
+EXEMPT_PREFIXES = ("/static/", "/docs/", "/docs-assets/", "/pricing", "/app/billing")  # the last two: the way up
 EXEMPT_PAGES = frozenset({"/logout"})
-# First segments of the public data paths served at the root (app.PUBLIC_ROUTERS); under /api/v1 all count.
-PUBLIC_ROOTS = frozenset({"exploits", "stats", "chains", "sources", "feed.xml"})
+# First segments of the public data paths served at the root (app.PUBLIC_ROUTERS, and TAXII discovery);
+# under /api/v1 all count.
+PUBLIC_ROOTS = frozenset({"exploits", "stats", "chains", "sources", "feed.xml", "taxii2"})
 EXEMPT, LIMITED, PAGE = 0, 1, 2
 _RATE_HEADER = b"x-ratelimit-limit"
 
