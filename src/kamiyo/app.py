@@ -26,6 +26,7 @@ from kamiyo.health import router as health_router
 from kamiyo.ingest.router import router as sources_router
 from kamiyo.ingest.runtime import start_ingest, stop_ingest
 from kamiyo.logging_setup import ensure_logging
+from kamiyo.ops.body_limit import install_body_limit
 from kamiyo.ops.middleware import install_observability
 from kamiyo.ops.schedule import start_backups, stop_backups
 from kamiyo.stream.router import router as stream_router
@@ -94,6 +95,7 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(CachedHits)  # added first, so inside the access layer
     install_access(app)  # API keys and rate limits, inside observability and CORS
+    install_body_limit(app, settings.max_body_bytes)  # outside the access layer: no body is read before it
     install_observability(app)  # outermost: request ids, metrics, access log, GET /metrics
     if settings.cors_origin_list:
         app.add_middleware(

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     seed_default_dataset: bool = Field(default=True, alias="KAMIYO_SEED")
     response_cache_seconds: float = Field(default=2.0, alias="KAMIYO_RESPONSE_CACHE_SECONDS")
     log_level: str = Field(default="INFO", alias="KAMIYO_LOG_LEVEL")
+    # Request bodies larger than this answer 413 before they are read (a declared Content-Length at once,
+    # a chunked body as soon as it passes the limit).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1, alias="KAMIYO_MAX_BODY_BYTES")
     # The base URL of links in alerts, feeds and e-mails (never taken from a request's Host header).
     public_url_setting: str | None = Field(default=None, alias="KAMIYO_PUBLIC_URL")
     # Backups (`kamiyo backup`, and the worker's scheduled job): folder (default data/backups), how many
