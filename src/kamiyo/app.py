@@ -92,6 +92,7 @@ def create_app(
     )
     app.state.settings = settings
     response_cache.interval = settings.response_cache_seconds
+    response_cache.shared_dir = settings.data_dir / "cache"  # owner-only, beside the data (never a /tmp path)
     install_error_handlers(app)
     app.add_middleware(CachedHits)  # added first, so inside the access layer
     install_access(app)  # API keys and rate limits, inside observability and CORS

@@ -21,6 +21,8 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
+from kamiyo.kit.files import private_dir, private_file
+
 # The largest id a row can have (PostgreSQL BIGINT, SQLite INTEGER): ids from outside are checked against it.
 MAX_ROW_ID = 2**63 - 1
 
@@ -91,12 +93,22 @@ def _sqlite_pragmas(dbapi_connection: Any, _: ConnectionPoolEntry) -> None:
     cursor.close()
 
 
+def private_sqlite_file(path: Path) -> None:
+    """The database file (and its WAL and shared-memory files, if left from an earlier run) owner-only."""
+    private_dir(path.parent)
+    private_file(path)
+    for suffix in ("-wal", "-shm", "-journal"):
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            private_file(side)
+
+
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     parsed = make_url(async_url(url))
     kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite_file(Path(parsed.database))
         kwargs["connect_args"] = {"timeout": 10}
         if parsed.database and parsed.database != ":memory:":
             kwargs.update(pool_size=pool_size, max_overflow=2 * pool_size)

@@ -29,6 +29,8 @@ from typing import Any
 
 from sqlalchemy.engine import URL, make_url
 
+from kamiyo.db import private_sqlite_file
+from kamiyo.kit.files import PRIVATE_FILE, private_dir, private_file
 from kamiyo.kit.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -111,7 +113,8 @@ def _new_path(out_dir: Path, suffix: str, now: datetime) -> Path:
 
 
 def _publish(partial: Path, final: Path) -> None:
-    """fsync then rename, so a listed backup is always a complete file."""
+    """Owner-only, fsync, then rename, so a listed backup is always a complete file that only its owner reads."""
+    partial.chmod(PRIVATE_FILE)
     with partial.open("rb") as fh:
         os.fsync(fh.fileno())
     os.replace(partial, final)
@@ -154,7 +157,7 @@ def _sqlite_backup(db_path: Path, final: Path) -> None:
         raw = Path(tmp) / "snapshot.sqlite3"
         _sqlite_snapshot(db_path, raw)
         _integrity_ok(raw)
-        partial = Path(tmp) / final.name
+        partial = private_file(Path(tmp) / final.name)
         with raw.open("rb") as src, gzip.open(partial, "wb", compresslevel=6) as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
         _publish(partial, final)
@@ -180,7 +183,7 @@ def _sqlite_has_data(db_path: Path) -> bool:
 
 
 def _sqlite_restore(file: Path, db_path: Path) -> None:
-    db_path.parent.mkdir(parents=True, exist_ok=True)
+    private_sqlite_file(db_path)
     with tempfile.TemporaryDirectory(prefix=".kamiyo-restore-", dir=db_path.parent) as tmp:
         raw = Path(tmp) / "restore.sqlite3"
         _gunzip(file, raw)
@@ -240,6 +243,7 @@ def _run_pg(args: list[str], url: URL, what: str) -> subprocess.CompletedProcess
 def _pg_backup(url: URL, final: Path) -> None:
     partial = final.with_name(f".{final.name}.partial")
     try:
+        private_file(partial)  # pg_dump writes into it, keeping the mode
         _run_pg([_pg_tool("pg_dump"), "--format=custom", "--file", str(partial)], url, "pg_dump")
         _publish(partial, final)
     finally:
@@ -294,7 +298,7 @@ def _pg_restore(file: Path, url: URL) -> None:
 def create_backup(database_url: str, out_dir: Path, *, keep: int = 7, now: datetime | None = None) -> BackupResult:
     """Back up the database now into `out_dir`, then keep only the `keep` newest backups there."""
     url = _url(database_url)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(out_dir)
     started = time.monotonic()
     final = _new_path(out_dir, SQLITE_SUFFIX if _is_sqlite(url) else PG_SUFFIX, now or utcnow())
     if _is_sqlite(url):
