@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from typer.core import TyperGroup
 
 from kamiyo.config import get_settings
 
@@ -18,7 +19,45 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
 T = TypeVar("T")
-app = typer.Typer(help="Kamiyo: open exploit intelligence.", no_args_is_help=True, add_completion=False)
+
+
+def _database_label() -> str:
+    """KAMIYO_DATABASE_URL without its password, to name the database in a message."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(get_settings().database_url).render_as_string(hide_password=True)
+    except Exception:
+        return "of KAMIYO_DATABASE_URL"
+
+
+class Commands(TyperGroup):
+    """Every command: a database that cannot be used (a URL Kamiyo cannot use, an unreachable server, a refused
+    login) or an invalid setting is one line on standard error and exit status 1, not a traceback."""
+
+    def invoke(self, ctx: Any) -> Any:
+        from pydantic import ValidationError
+
+        from kamiyo.ops.dberrors import unusable_database
+
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            name = ".".join(str(part) for part in error.get("loc", ())) or "settings"
+            typer.echo(f"kamiyo: invalid setting {name}: {error.get('msg', 'invalid value')}", err=True)
+            raise typer.Exit(1) from None
+        except Exception as exc:
+            reason = unusable_database(exc)
+            if reason is None:
+                raise
+            typer.echo(f"kamiyo: cannot use the database {_database_label()}: {reason}", err=True)
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(help="Kamiyo: open exploit intelligence.", no_args_is_help=True, add_completion=False, cls=Commands)
 db_app = typer.Typer(help="Database administration.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 users_app = typer.Typer(help="User accounts: operator administration without billing.", no_args_is_help=True)
@@ -80,10 +119,10 @@ def serve(
 
     settings = get_settings()
     configure_logging(settings.log_level)
+    migrations.upgrade(settings.database_url)
     warning = settings.public_url_warning(host)
     if warning:
         console.print(f"[yellow]{warning}")
-    migrations.upgrade(settings.database_url)
     if settings.seed_default_dataset:
         created = _run(_seed())
         if created:
@@ -177,6 +216,8 @@ async def _export(fmt: str, out: Path | None) -> int:
 
     db = Database(get_settings().database_url)
     count = 0
+    async with db.engine.connect():  # a database that cannot be used is reported before any output
+        pass
     stream = out.open("wb") if out else sys.stdout.buffer
     try:
         with _progress() as progress:
@@ -227,7 +268,7 @@ def backup(
     try:
         result = create_backup(settings.database_url, out or settings.backup_path, keep=keep or settings.backup_keep)
     except BackupError as exc:
-        console.print(f"[red]backup failed: {exc}")
+        typer.echo(f"kamiyo: backup failed: {exc}", err=True)  # one line, never wrapped
         raise typer.Exit(1) from exc
     removed = f", removed {len(result.removed)} old" if result.removed else ""
     console.print(f"backup written: {result.size:,} bytes in {result.seconds:.1f} s{removed}")
@@ -247,7 +288,7 @@ def restore(
     try:
         restore_backup(settings.database_url, file, force=yes)
     except BackupError as exc:
-        console.print(f"[red]restore refused: {exc}")
+        typer.echo(f"kamiyo: restore refused: {exc}", err=True)
         raise typer.Exit(1) from exc
     migrations.upgrade(settings.database_url)  # a backup from an older version is brought up to date
     console.print(f"restored {file.name}")
@@ -405,9 +446,9 @@ def worker(
 
     settings = get_settings()
     configure_logging(settings.log_level)
+    migrations.upgrade(settings.database_url)
     if settings.public_url_setting is None and deliver:
         console.print(f"[yellow]KAMIYO_PUBLIC_URL is unset: links in alerts will point at {settings.public_url}")
-    migrations.upgrade(settings.database_url)
     if settings.worker_metrics:
         from kamiyo.ops.metrics import start_worker_metrics_server
 

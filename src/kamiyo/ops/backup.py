@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy.engine import URL, make_url
 
-from kamiyo.db import private_sqlite_file
+from kamiyo.db import async_url, private_sqlite_file
 from kamiyo.kit.files import PRIVATE_FILE, private_dir, private_file
 from kamiyo.kit.timeutil import utcnow
 
@@ -57,6 +57,7 @@ class BackupResult:
 
 
 def _url(database_url: str) -> URL:
+    async_url(database_url)  # raises DatabaseConfigError for a URL Kamiyo cannot use
     return make_url(database_url)
 
 
@@ -235,7 +236,7 @@ def _run_pg(args: list[str], url: URL, what: str) -> subprocess.CompletedProcess
     except subprocess.TimeoutExpired as exc:
         raise BackupError(f"{what} took longer than {PG_TIMEOUT_S} s") from exc
     if done.returncode != 0:
-        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+        tail = " | ".join(line.strip() for line in done.stderr.strip().splitlines()[-3:])
         raise BackupError(f"{what} failed (exit {done.returncode}): {tail}")
     return done
 
