@@ -27,6 +27,7 @@ from kamiyo.ingest.router import router as sources_router
 from kamiyo.ingest.runtime import start_ingest, stop_ingest
 from kamiyo.logging_setup import ensure_logging
 from kamiyo.ops.body_limit import install_body_limit
+from kamiyo.ops.inuse import ServerHold
 from kamiyo.ops.middleware import install_observability
 from kamiyo.ops.schedule import start_backups, stop_backups
 from kamiyo.stream.router import router as stream_router
@@ -62,6 +63,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owns_db = database is None
+        hold = ServerHold(settings.database_url)  # a restore refuses while this server runs
         app.state.db = database or Database(settings.database_url)
         app.state.workers = {"ingest": "off", "delivery": "off"}
         await start_access(app, settings)
@@ -83,6 +85,7 @@ def create_app(
             await stop_access(app)
             if owns_db:
                 await app.state.db.dispose()
+            hold.release()
 
     app = FastAPI(
         title="Kamiyo",

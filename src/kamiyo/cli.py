@@ -279,14 +279,25 @@ def backup(
 def restore(
     file: Annotated[Path, typer.Argument(help="A kamiyo-*.sqlite3.gz or kamiyo-*.pgdump file from `kamiyo backup`.")],
     yes: Annotated[bool, typer.Option("--yes", help="Replace a database that already has data.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Restore even though a server, worker or other connection seems to use the database "
+            "(only when you know nothing does: it would keep working on replaced data).",
+        ),
+    ] = False,
 ) -> None:
-    """Verify a backup, then replace the database's contents with it (stop the server first)."""
+    """Verify a backup, then replace the database's contents with it.
+
+    Refused while a Kamiyo server or worker uses the database (SQLite: they hold a lock beside the file;
+    PostgreSQL: any other connection to the database): stop them first."""
     from kamiyo import migrations
     from kamiyo.ops.backup import BackupError, restore_backup
 
     settings = get_settings()
     try:
-        restore_backup(settings.database_url, file, force=yes)
+        restore_backup(settings.database_url, file, force=yes, while_in_use=force)
     except BackupError as exc:
         typer.echo(f"kamiyo: restore refused: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -443,6 +454,7 @@ def worker(
     from kamiyo import migrations
     from kamiyo.ingest.commands import run_worker
     from kamiyo.logging_setup import configure_logging
+    from kamiyo.ops.inuse import ServerHold
 
     settings = get_settings()
     configure_logging(settings.log_level)
@@ -453,7 +465,11 @@ def worker(
         from kamiyo.ops.metrics import start_worker_metrics_server
 
         start_worker_metrics_server(settings.worker_metrics)
-    _run(run_worker(settings, ingest=ingest, deliver=deliver, console=console))
+    hold = ServerHold(settings.database_url)  # a restore refuses while this worker runs
+    try:
+        _run(run_worker(settings, ingest=ingest, deliver=deliver, console=console))
+    finally:
+        hold.release()
 
 
 # --- community submissions, admins, on-chain verification (issue 8) ---------------------------

@@ -11,7 +11,6 @@ never its command line.
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import logging
 import os
@@ -21,17 +20,17 @@ import sqlite3
 import subprocess
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.engine import URL, make_url
 
 from kamiyo.db import async_url, private_sqlite_file
 from kamiyo.kit.files import PRIVATE_FILE, private_dir, private_file
 from kamiyo.kit.timeutil import utcnow
+from kamiyo.ops.inuse import DatabaseInUse, in_thread, restore_guard
 
 log = logging.getLogger(__name__)
 
@@ -264,12 +263,6 @@ def _pg_verify(file: Path) -> None:
         raise BackupError(f"{file.name} is not a Kamiyo database dump (no alembic_version table)")
 
 
-def _in_thread(coro: Any) -> Any:
-    """Run a coroutine to completion from sync code, whether or not an event loop is running here."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-
 def _pg_has_data(url: URL) -> bool:
     import asyncpg
 
@@ -285,7 +278,7 @@ def _pg_has_data(url: URL) -> bool:
         finally:
             await conn.close()
 
-    return bool(_in_thread(check()))
+    return bool(in_thread(check()))
 
 
 def _pg_restore(file: Path, url: URL) -> None:
@@ -330,17 +323,22 @@ def target_has_data(database_url: str) -> bool:
     return _sqlite_has_data(_sqlite_path(url)) if _is_sqlite(url) else _pg_has_data(url)
 
 
-def restore_backup(database_url: str, file: Path, *, force: bool = False) -> None:
-    """Verify `file`, then replace the database's contents with it (refused over data unless `force`)."""
+def restore_backup(database_url: str, file: Path, *, force: bool = False, while_in_use: bool = False) -> None:
+    """Verify `file`, then replace the database's contents with it: refused over data unless `force`, and while a
+    server, worker or other client uses the database unless `while_in_use`."""
     url = _url(database_url)
     is_pg_file = file.name.endswith(PG_SUFFIX)
     if is_pg_file == _is_sqlite(url):
         kinds = ("a PostgreSQL dump", "SQLite") if is_pg_file else ("a SQLite backup", "PostgreSQL")
         raise BackupError(f"{kinds[0]} cannot be restored into {kinds[1]}; use `kamiyo export`/`import` to move data")
     verify_backup(file)
-    if not force and target_has_data(database_url):
-        raise BackupError("the target database has data; stop the server and pass --yes to replace it")
-    if is_pg_file:
-        _pg_restore(file, url)
-    else:
-        _sqlite_restore(file, _sqlite_path(url))
+    try:
+        with nullcontext() if while_in_use else restore_guard(database_url):
+            if not force and target_has_data(database_url):
+                raise BackupError("the target database has data; stop the server and pass --yes to replace it")
+            if is_pg_file:
+                _pg_restore(file, url)
+            else:
+                _sqlite_restore(file, _sqlite_path(url))
+    except DatabaseInUse as exc:
+        raise BackupError(str(exc)) from exc
