@@ -161,7 +161,7 @@ class Settings(BaseSettings):
         if value is None or not value.strip():
             return None
         parts = urlsplit(value.strip())
-        if parts.scheme not in {"http", "https"} or not parts.netloc:
+        if parts.scheme.lower() not in {"http", "https"} or not parts.netloc:
             raise ValueError("KAMIYO_PUBLIC_URL must be an http(s) URL, e.g. https://kamiyo.example")
         return value.strip().rstrip("/")
 
