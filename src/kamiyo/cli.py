@@ -33,17 +33,22 @@ def _database_label() -> str:
 
 class Commands(TyperGroup):
     """Every command: a database that cannot be used (a URL Kamiyo cannot use, an unreachable server, a refused
-    login) or an invalid setting is one line on standard error and exit status 1, not a traceback."""
+    login, a restore in progress) or an invalid setting is one line on standard error and exit status 1, not a
+    traceback."""
 
     def invoke(self, ctx: Any) -> Any:
         from pydantic import ValidationError
 
         from kamiyo.ops.dberrors import unusable_database
+        from kamiyo.ops.inuse import DatabaseInUse
 
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise
+        except DatabaseInUse as exc:  # e.g. a worker started while a restore runs
+            typer.echo(f"kamiyo: {exc}", err=True)
+            raise typer.Exit(1) from None
         except ValidationError as exc:
             error = exc.errors()[0]
             name = ".".join(str(part) for part in error.get("loc", ())) or "settings"
@@ -459,13 +464,13 @@ def worker(
     settings = get_settings()
     configure_logging(settings.log_level)
     migrations.upgrade(settings.database_url)
+    hold = ServerHold(settings.database_url)  # a restore refuses while this worker runs
     if settings.public_url_setting is None and deliver:
         console.print(f"[yellow]KAMIYO_PUBLIC_URL is unset: links in alerts will point at {settings.public_url}")
     if settings.worker_metrics:
         from kamiyo.ops.metrics import start_worker_metrics_server
 
         start_worker_metrics_server(settings.worker_metrics)
-    hold = ServerHold(settings.database_url)  # a restore refuses while this worker runs
     try:
         _run(run_worker(settings, ingest=ingest, deliver=deliver, console=console))
     finally:

@@ -14,7 +14,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from typer.testing import CliRunner
 
+from kamiyo.cli import app
+from kamiyo.config import get_settings
 from kamiyo.db import Database
 from kamiyo.ops.backup import BackupError, create_backup, restore_backup
 from kamiyo.ops.inuse import DatabaseInUse, ServerHold, restore_guard
@@ -111,3 +114,21 @@ def test_another_postgresql_session_blocks_restores(db_url: str, backend: str, t
         psql.stdin.close()  # psql quits and its session ends
         psql.wait(timeout=10)
     assert _restore_cli(db_url, backup).returncode == 0
+
+
+def test_a_worker_started_during_a_restore_says_so_in_one_line(
+    db_url: str, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if backend != "sqlite":
+        pytest.skip("PostgreSQL is guarded by its connections, not a lock file")
+    monkeypatch.setenv("KAMIYO_DATABASE_URL", db_url)
+    monkeypatch.setenv("KAMIYO_OFFLINE", "1")
+    get_settings.cache_clear()
+    try:
+        with restore_guard(db_url):
+            result = CliRunner().invoke(app, ["worker"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "is being restored" in lines[0], result.output
