@@ -28,6 +28,8 @@ from kamiyo.ingest.runtime import start_ingest, stop_ingest
 from kamiyo.intel.router import router as intel_router
 from kamiyo.kit.clientip import ClientAddressMiddleware, TrustedProxies
 from kamiyo.logging_setup import ensure_logging
+from kamiyo.ops.body_limit import install_body_limit
+from kamiyo.ops.inuse import ServerHold
 from kamiyo.ops.middleware import install_observability
 from kamiyo.ops.reporting import init_error_reporting
 from kamiyo.ops.schedule import start_backups, stop_backups
@@ -66,6 +68,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owns_db = database is None
+        hold = ServerHold(settings.database_url)  # a restore refuses while this server runs
         app.state.db = database or Database(settings.database_url)
         app.state.workers = {"ingest": "off", "delivery": "off"}
         await start_access(app, settings)
@@ -87,6 +90,7 @@ def create_app(
             await stop_access(app)
             if owns_db:
                 await app.state.db.dispose()
+            hold.release()
 
     app = FastAPI(
         title="Kamiyo",
@@ -98,9 +102,11 @@ def create_app(
     )
     app.state.settings = settings
     response_cache.interval = settings.response_cache_seconds
+    response_cache.shared_dir = settings.data_dir / "cache"  # owner-only, beside the data (never a /tmp path)
     install_error_handlers(app)
     app.add_middleware(CachedHits)  # added first, so inside the access layer
     install_access(app)  # API keys and rate limits, inside observability and CORS
+    install_body_limit(app, settings.max_body_bytes)  # outside the access layer: no body is read before it
     install_observability(app)  # outermost: request ids, metrics, access log, GET /metrics
     if settings.cors_origin_list:
         app.add_middleware(

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from typer.core import TyperGroup
 
 from kamiyo.accounts.commands import keys_app, users_app
 from kamiyo.config import get_settings
@@ -16,9 +17,55 @@ from kamiyo.kit.cli import account_command, console, table_console
 from kamiyo.kit.cli import run as _run
 from kamiyo.mcp.command import mcp_command
 
+
+def _database_label() -> str:
+    """KAMIYO_DATABASE_URL without its password, to name the database in a message."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(get_settings().database_url).render_as_string(hide_password=True)
+    except Exception:
+        return "of KAMIYO_DATABASE_URL"
+
+
+class Commands(TyperGroup):
+    """Every command: a database that cannot be used (a URL Kamiyo cannot use, an unreachable server, a refused
+    login, a restore in progress) or an invalid setting is one line on standard error and exit status 1, not a
+    traceback."""
+
+    def invoke(self, ctx: Any) -> Any:
+        from pydantic import ValidationError
+
+        from kamiyo.ops.dberrors import unusable_database
+        from kamiyo.ops.inuse import DatabaseInUse
+
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except DatabaseInUse as exc:  # e.g. a worker started while a restore runs
+            typer.echo(f"kamiyo: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            name = ".".join(str(part) for part in error.get("loc", ())) or "settings"
+            typer.echo(f"kamiyo: invalid setting {name}: {error.get('msg', 'invalid value')}", err=True)
+            raise typer.Exit(1) from None
+        except Exception as exc:
+            reason = unusable_database(exc)
+            if reason is None:
+                raise
+            typer.echo(f"kamiyo: cannot use the database {_database_label()}: {reason}", err=True)
+            raise typer.Exit(1) from None
+
+
 # Plain help (no rich boxes): option lines read `--no-workers  …`, not `--no-workers <bool> …`.
 app = typer.Typer(
-    help="Kamiyo: open exploit intelligence.", no_args_is_help=True, add_completion=False, rich_markup_mode=None
+    help="Kamiyo: open exploit intelligence.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    cls=Commands,
 )
 db_app = typer.Typer(help="Database administration.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(db_app, name="db")
@@ -126,10 +173,10 @@ def serve(
 
     settings = get_settings()
     configure_logging(settings.log_level)
+    migrations.upgrade(settings.database_url)
     warning = settings.public_url_warning(host)
     if warning:
         console.print(f"[yellow]{warning}")
-    migrations.upgrade(settings.database_url)
     require_known_key()
     if settings.seed_default_dataset:
         created = _run(_seed())
@@ -226,6 +273,8 @@ async def _export(fmt: str, out: Path | None) -> int:
 
     db = Database(get_settings().database_url)
     count = 0
+    async with db.engine.connect():  # a database that cannot be used is reported before any output
+        pass
     stream = out.open("wb") if out else sys.stdout.buffer
     try:
         with _progress() as progress:
@@ -276,7 +325,7 @@ def backup(
     try:
         result = create_backup(settings.database_url, out or settings.backup_path, keep=keep or settings.backup_keep)
     except BackupError as exc:
-        console.print(f"[red]backup failed: {exc}")
+        typer.echo(f"kamiyo: backup failed: {exc}", err=True)  # one line, never wrapped
         raise typer.Exit(1) from exc
     removed = f", removed {len(result.removed)} old" if result.removed else ""
     console.print(f"backup written: {result.size:,} bytes in {result.seconds:.1f} s{removed}")
@@ -287,16 +336,27 @@ def backup(
 def restore(
     file: Annotated[Path, typer.Argument(help="A kamiyo-*.sqlite3.gz or kamiyo-*.pgdump file from `kamiyo backup`.")],
     yes: Annotated[bool, typer.Option("--yes", help="Replace a database that already has data.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Restore even though a server, worker or other connection seems to use the database "
+            "(only when you know nothing does: it would keep working on replaced data).",
+        ),
+    ] = False,
 ) -> None:
-    """Verify a backup, then replace the database's contents with it (stop the server first)."""
+    """Verify a backup, then replace the database's contents with it.
+
+    Refused while a Kamiyo server or worker uses the database (SQLite: they hold a lock beside the file;
+    PostgreSQL: any other connection to the database): stop them first."""
     from kamiyo import migrations
     from kamiyo.ops.backup import BackupError, restore_backup
 
     settings = get_settings()
     try:
-        restore_backup(settings.database_url, file, force=yes)
+        restore_backup(settings.database_url, file, force=yes, while_in_use=force)
     except BackupError as exc:
-        console.print(f"[red]restore refused: {exc}")
+        typer.echo(f"kamiyo: restore refused: {exc}", err=True)
         raise typer.Exit(1) from exc
     migrations.upgrade(settings.database_url)  # a backup from an older version is brought up to date
     console.print(f"restored {file.name}")
@@ -351,21 +411,26 @@ def worker(
     from kamiyo import migrations
     from kamiyo.ingest.commands import run_worker
     from kamiyo.logging_setup import configure_logging
+    from kamiyo.ops.inuse import ServerHold
     from kamiyo.ops.reporting import init_error_reporting
 
     settings = get_settings()
     configure_logging(settings.log_level)
     init_error_reporting(settings)
+    migrations.upgrade(settings.database_url)
+    hold = ServerHold(settings.database_url)  # a restore refuses while this worker runs
     if settings.public_url_setting is None and deliver:
         console.print(f"[yellow]KAMIYO_PUBLIC_URL is unset: links in alerts will point at {settings.public_url}")
-    migrations.upgrade(settings.database_url)
     if deliver:
         require_known_key()
     if settings.worker_metrics:
         from kamiyo.ops.metrics import start_worker_metrics_server
 
         start_worker_metrics_server(settings.worker_metrics)
-    _run(run_worker(settings, ingest=ingest, deliver=deliver, console=console))
+    try:
+        _run(run_worker(settings, ingest=ingest, deliver=deliver, console=console))
+    finally:
+        hold.release()
 
 
 # --- community submissions, admins, on-chain verification (issue 8) ---------------------------

@@ -15,6 +15,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from kamiyo.kit.clientip import Network, parse_networks
+from kamiyo.kit.files import private_dir, private_file
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -70,6 +71,9 @@ class Settings(BaseSettings):
     trusted_proxies: str = Field(default="", alias="KAMIYO_TRUSTED_PROXIES")
     # Seconds a connection may take to send a request's head (request line and headers) before it is closed.
     header_timeout: float = Field(default=10.0, gt=0, le=3600, alias="KAMIYO_HEADER_TIMEOUT")
+    # Request bodies larger than this answer 413 before they are read (a declared Content-Length at once,
+    # a chunked body as soon as it passes the limit).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1, alias="KAMIYO_MAX_BODY_BYTES")
     # The base URL of links in alerts, feeds and e-mails (never taken from a request's Host header).
     public_url_setting: str | None = Field(default=None, alias="KAMIYO_PUBLIC_URL")
     # Backups (`kamiyo backup`, and the worker's scheduled job): folder (default data/backups), how many
@@ -184,7 +188,7 @@ class Settings(BaseSettings):
         if value is None or not value.strip():
             return None
         parts = urlsplit(value.strip())
-        if parts.scheme not in {"http", "https"} or not parts.netloc:
+        if parts.scheme.lower() not in {"http", "https"} or not parts.netloc:
             raise ValueError("KAMIYO_PUBLIC_URL must be an http(s) URL, e.g. https://kamiyo.example")
         return value.strip().rstrip("/")
 
@@ -217,10 +221,9 @@ class Settings(BaseSettings):
         path = self.data_dir / "secret_key"
         if path.exists():
             return path.read_text().strip()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)
         key = secrets.token_urlsafe(48)
-        path.write_text(key)
-        path.chmod(0o600)
+        private_file(path).write_text(key)
         return key
 
 

@@ -16,10 +16,13 @@ from typing import Any
 
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
+
+from kamiyo.kit.files import private_dir, private_file
 
 # The largest id a row can have (PostgreSQL BIGINT, SQLite INTEGER): ids from outside are checked against it.
 MAX_ROW_ID = 2**63 - 1
@@ -57,16 +60,27 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class DatabaseConfigError(Exception):
+    """KAMIYO_DATABASE_URL names no database Kamiyo can use: not a URL, another kind of database, or a SQLite
+    file that cannot be created. The message is one line for an operator."""
+
+
 def async_url(url: str) -> str:
     """Map a plain database URL to the async driver Kamiyo uses for it."""
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        message = "KAMIYO_DATABASE_URL is not a database URL (sqlite:///PATH or postgresql://…)"
+        raise DatabaseConfigError(message) from exc
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         parsed = parsed.set(drivername="sqlite+aiosqlite")
     elif backend in {"postgresql", "postgres"}:
         parsed = parsed.set(drivername="postgresql+asyncpg")
     else:
-        raise ValueError(f"unsupported database URL scheme: {parsed.drivername}")
+        raise DatabaseConfigError(
+            f"unsupported database URL scheme: {parsed.drivername} (Kamiyo runs on sqlite:///PATH or postgresql://…)"
+        )
     return parsed.render_as_string(hide_password=False)
 
 
@@ -91,12 +105,26 @@ def _sqlite_pragmas(dbapi_connection: Any, _: ConnectionPoolEntry) -> None:
     cursor.close()
 
 
+def private_sqlite_file(path: Path) -> None:
+    """The database file (and its WAL and shared-memory files, if left from an earlier run) owner-only."""
+    private_dir(path.parent)
+    private_file(path)
+    for suffix in ("-wal", "-shm", "-journal"):
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            private_file(side)
+
+
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     parsed = make_url(async_url(url))
     kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                private_sqlite_file(Path(parsed.database))
+            except OSError as exc:
+                message = f"cannot create the SQLite database {parsed.database}: {exc.strerror}"
+                raise DatabaseConfigError(message) from exc
         kwargs["connect_args"] = {"timeout": 10}
         if parsed.database and parsed.database != ":memory:":
             kwargs.update(pool_size=pool_size, max_overflow=2 * pool_size)

@@ -98,6 +98,13 @@ def _reply(request: Request, body: dict[str, Any], status: int, headers: dict[st
     return page
 
 
+def error_response(
+    request: Request, status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> Response:
+    """The one error answer, for layers outside the exception handlers (e.g. ASGI middleware)."""
+    return _reply(request, error_body(code, message, details), status, headers)
+
+
 ERROR_SCHEMA: dict[str, Any] = {
     "title": "Error",
     "type": "object",

@@ -65,6 +65,12 @@ def test_a_public_url_that_is_not_http_is_refused(value: str) -> None:
         make_settings("sqlite:///x.db", KAMIYO_PUBLIC_URL=value)
 
 
+def test_a_public_url_is_kept_without_its_trailing_slash_whatever_the_scheme_case() -> None:
+    assert make_settings("sqlite:///x.db", KAMIYO_PUBLIC_URL="HTTPS://Kamiyo.example/").public_url == (
+        "HTTPS://Kamiyo.example"
+    )
+
+
 @pytest.fixture
 def started(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
     """`kamiyo serve` up to the point where uvicorn would take over (its arguments are recorded instead)."""

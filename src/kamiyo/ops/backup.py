@@ -11,7 +11,6 @@ never its command line.
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import logging
 import os
@@ -21,15 +20,17 @@ import sqlite3
 import subprocess
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.engine import URL, make_url
 
+from kamiyo.db import async_url, private_sqlite_file
+from kamiyo.kit.files import PRIVATE_FILE, private_dir, private_file
 from kamiyo.kit.timeutil import utcnow
+from kamiyo.ops.inuse import DatabaseInUse, in_thread, restore_guard
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class BackupResult:
 
 
 def _url(database_url: str) -> URL:
+    async_url(database_url)  # raises DatabaseConfigError for a URL Kamiyo cannot use
     return make_url(database_url)
 
 
@@ -111,7 +113,8 @@ def _new_path(out_dir: Path, suffix: str, now: datetime) -> Path:
 
 
 def _publish(partial: Path, final: Path) -> None:
-    """fsync then rename, so a listed backup is always a complete file."""
+    """Owner-only, fsync, then rename, so a listed backup is always a complete file that only its owner reads."""
+    partial.chmod(PRIVATE_FILE)
     with partial.open("rb") as fh:
         os.fsync(fh.fileno())
     os.replace(partial, final)
@@ -154,7 +157,7 @@ def _sqlite_backup(db_path: Path, final: Path) -> None:
         raw = Path(tmp) / "snapshot.sqlite3"
         _sqlite_snapshot(db_path, raw)
         _integrity_ok(raw)
-        partial = Path(tmp) / final.name
+        partial = private_file(Path(tmp) / final.name)
         with raw.open("rb") as src, gzip.open(partial, "wb", compresslevel=6) as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
         _publish(partial, final)
@@ -180,7 +183,7 @@ def _sqlite_has_data(db_path: Path) -> bool:
 
 
 def _sqlite_restore(file: Path, db_path: Path) -> None:
-    db_path.parent.mkdir(parents=True, exist_ok=True)
+    private_sqlite_file(db_path)
     with tempfile.TemporaryDirectory(prefix=".kamiyo-restore-", dir=db_path.parent) as tmp:
         raw = Path(tmp) / "restore.sqlite3"
         _gunzip(file, raw)
@@ -232,7 +235,7 @@ def _run_pg(args: list[str], url: URL, what: str) -> subprocess.CompletedProcess
     except subprocess.TimeoutExpired as exc:
         raise BackupError(f"{what} took longer than {PG_TIMEOUT_S} s") from exc
     if done.returncode != 0:
-        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+        tail = " | ".join(line.strip() for line in done.stderr.strip().splitlines()[-3:])
         raise BackupError(f"{what} failed (exit {done.returncode}): {tail}")
     return done
 
@@ -240,6 +243,7 @@ def _run_pg(args: list[str], url: URL, what: str) -> subprocess.CompletedProcess
 def _pg_backup(url: URL, final: Path) -> None:
     partial = final.with_name(f".{final.name}.partial")
     try:
+        private_file(partial)  # pg_dump writes into it, keeping the mode
         _run_pg([_pg_tool("pg_dump"), "--format=custom", "--file", str(partial)], url, "pg_dump")
         _publish(partial, final)
     finally:
@@ -259,12 +263,6 @@ def _pg_verify(file: Path) -> None:
         raise BackupError(f"{file.name} is not a Kamiyo database dump (no alembic_version table)")
 
 
-def _in_thread(coro: Any) -> Any:
-    """Run a coroutine to completion from sync code, whether or not an event loop is running here."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-
 def _pg_has_data(url: URL) -> bool:
     import asyncpg
 
@@ -280,7 +278,7 @@ def _pg_has_data(url: URL) -> bool:
         finally:
             await conn.close()
 
-    return bool(_in_thread(check()))
+    return bool(in_thread(check()))
 
 
 def _pg_restore(file: Path, url: URL) -> None:
@@ -294,7 +292,7 @@ def _pg_restore(file: Path, url: URL) -> None:
 def create_backup(database_url: str, out_dir: Path, *, keep: int = 7, now: datetime | None = None) -> BackupResult:
     """Back up the database now into `out_dir`, then keep only the `keep` newest backups there."""
     url = _url(database_url)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(out_dir)
     started = time.monotonic()
     final = _new_path(out_dir, SQLITE_SUFFIX if _is_sqlite(url) else PG_SUFFIX, now or utcnow())
     if _is_sqlite(url):
@@ -325,17 +323,22 @@ def target_has_data(database_url: str) -> bool:
     return _sqlite_has_data(_sqlite_path(url)) if _is_sqlite(url) else _pg_has_data(url)
 
 
-def restore_backup(database_url: str, file: Path, *, force: bool = False) -> None:
-    """Verify `file`, then replace the database's contents with it (refused over data unless `force`)."""
+def restore_backup(database_url: str, file: Path, *, force: bool = False, while_in_use: bool = False) -> None:
+    """Verify `file`, then replace the database's contents with it: refused over data unless `force`, and while a
+    server, worker or other client uses the database unless `while_in_use`."""
     url = _url(database_url)
     is_pg_file = file.name.endswith(PG_SUFFIX)
     if is_pg_file == _is_sqlite(url):
         kinds = ("a PostgreSQL dump", "SQLite") if is_pg_file else ("a SQLite backup", "PostgreSQL")
         raise BackupError(f"{kinds[0]} cannot be restored into {kinds[1]}; use `kamiyo export`/`import` to move data")
     verify_backup(file)
-    if not force and target_has_data(database_url):
-        raise BackupError("the target database has data; stop the server and pass --yes to replace it")
-    if is_pg_file:
-        _pg_restore(file, url)
-    else:
-        _sqlite_restore(file, _sqlite_path(url))
+    try:
+        with nullcontext() if while_in_use else restore_guard(database_url):
+            if not force and target_has_data(database_url):
+                raise BackupError("the target database has data; stop the server and pass --yes to replace it")
+            if is_pg_file:
+                _pg_restore(file, url)
+            else:
+                _sqlite_restore(file, _sqlite_path(url))
+    except DatabaseInUse as exc:
+        raise BackupError(str(exc)) from exc

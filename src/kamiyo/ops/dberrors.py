@@ -102,3 +102,45 @@ def database_failure(exc: BaseException) -> DatabaseFailure | None:
     elif isinstance(exc, asyncpg.InterfaceError | ConnectionError | TimeoutError | socket.gaierror):
         reason = UNREACHABLE
     return DatabaseFailure(reason) if reason else None
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    found: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in found:
+        found.append(current)
+        current = current.__cause__ or current.__context__
+    return found
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+_CONNECT_SQLSTATES = ("08", "28", "3D", "57P", "53300")  # connection, login, no such database, shutdown, too many
+
+
+def unusable_database(exc: BaseException) -> str | None:
+    """One line on why the database cannot be used at all (a URL Kamiyo cannot use, a server that cannot be
+    reached, a refused login, a missing database), or None when `exc` is anything else (a bug keeps its
+    traceback)."""
+    from kamiyo.db import DatabaseConfigError
+
+    for cause in _chain(exc):
+        if isinstance(cause, DatabaseConfigError):
+            return str(cause)
+        if isinstance(cause, socket.gaierror):
+            return f"cannot resolve the database host ({cause.strerror})"
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused: is the database server running, on that host and port?"
+        if isinstance(cause, ConnectionError | TimeoutError):
+            return f"cannot connect ({type(cause).__name__}: {_first_line(cause) or 'no answer'})"
+        if isinstance(cause, asyncpg.PostgresError) and str(cause.sqlstate or "").startswith(_CONNECT_SQLSTATES):
+            return f"the server refused: {_first_line(cause)}"
+        if isinstance(cause, OSError) and "Connect call failed" in str(cause):
+            return f"cannot connect ({_first_line(cause)})"
+    failure = database_failure(exc)
+    if failure is not None and failure.reason == UNREACHABLE:
+        return failure.message
+    return None

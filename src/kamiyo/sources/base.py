@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
+from kamiyo.kit.links import web_url
+
 if TYPE_CHECKING:
     from kamiyo.sources.http import FetchContext
 
@@ -52,6 +54,12 @@ class Report:
     # stored incident only by (source, source_ref) or tx hash, never by the fuzzy rule, and never overwrite
     # a stored report of the same key.
     incident: str | None = None
+
+    def __post_init__(self) -> None:
+        # Links are kept only when they are plain http(s) web links: a report keeps no URL rather than a bad one.
+        self.url = web_url(self.url)
+        if self.references:
+            self.references = tuple(u for u in map(web_url, self.references) if u)
 
 
 @dataclass(frozen=True, slots=True)
