@@ -129,12 +129,23 @@ async def test_stored_merge_precision_and_recall(empty_db_url: str) -> None:
     assert score.recall >= 0.97, (score, misses)
 
 
-async def test_a_record_never_lists_a_source_twice(empty_db_url: str) -> None:
+async def test_a_source_joins_a_record_twice_only_on_one_hash_under_one_name(empty_db_url: str) -> None:
+    """Two reports of one source in one record share a tx hash and a name (the source listed the incident
+    twice); a hash pasted into two differently named PoCs (MTToken and FutureSwap) keeps them apart."""
     exploit_of = await _merged(empty_db_url)
-    seen: dict[int, set[str]] = defaultdict(set)
-    for (source, _), exploit_id in exploit_of.items():
-        assert source not in seen[exploit_id], (source, exploit_id)
-        seen[exploit_id].add(source)
+    reports: dict[tuple[str, str], Report] = {(r.source, r.source_ref): r for r in defihacklabs.load_bundled()}
+    by_record: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for key, exploit_id in exploit_of.items():
+        by_record[exploit_id].append(key)
+    for keys in by_record.values():
+        for source in {s for s, _ in keys}:
+            mine = [reports.get(k) for k in keys if k[0] == source]
+            if len(mine) > 1:
+                assert source == "defihacklabs" and all(mine), keys
+                hashes = [set(r.tx_hashes) | {r.tx_hash} - {None} for r in mine if r is not None]
+                assert set.intersection(*hashes), keys
+    apart = {r.protocol: exploit_of[(r.source, r.source_ref)] for r in reports.values()}
+    assert apart["MTToken"] != apart["FutureSwap"] and apart["DominoTT"] != apart["HNet"]
 
 
 @pytest.mark.parametrize(

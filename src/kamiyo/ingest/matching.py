@@ -158,12 +158,13 @@ def same_incident(
     return fits(side(a), side(b))
 
 
-def rank(a: Side, b: Side) -> tuple[float, float]:
-    """Smaller is a better pair: the time gap in whole days, then how far apart the amounts are."""
+def rank(a: Side, b: Side) -> tuple[bool, float, float]:
+    """Smaller is a better pair: compatible amounts first (a same-day pair may disagree 50x, but one that agrees
+    is likelier), then the time gap in whole days, then how far apart the amounts are."""
     gap = abs(a.ts - b.ts) // 86_400
     if a.amount is None or b.amount is None or a.amount <= 0 or b.amount <= 0:
-        return gap, math.inf
-    return gap, abs(math.log(a.amount / b.amount))
+        return False, gap, math.inf
+    return not amounts_compatible(a.amount, b.amount), gap, abs(math.log(a.amount / b.amount))
 
 
 async def fuzzy_candidates(session: AsyncSession, reports: Sequence[Report]) -> dict[int, list[int]]:

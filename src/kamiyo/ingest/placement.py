@@ -1,12 +1,13 @@
 """Where each new report of a batch goes: a stored incident, a new incident, or apart from a clashing hash.
 
 Pure (no I/O): `kamiyo.ingest.store` loads what it needs and writes the outcome. Order of the steps:
-1. a tx hash shared with a stored incident joins it when `tx_fits` and the source is not in it yet;
-   a hash that does not fit is recorded as a conflict and decides nothing;
+1. a tx hash shared with a stored incident joins it when `tx_fits`, and when the source is not in it yet
+   or names it alike (`_may_join`); a hash that does not fit is recorded as a conflict and decides nothing;
 2. the remaining reports (not rows of `kamiyo import`, which are exploits, not fuzzy reports) and the
    stored candidates: every pair the fuzzy rule accepts, best pair first across the batch;
 3. what is left forms new incidents: the reports of one import row together, then shared hashes
-   (`tx_fits`), then fuzzy pairs, best first; two groups join only when no source is in both.
+   (`tx_fits`; one source twice only under one name), then fuzzy pairs, best first; otherwise two groups
+   join only when no source is in both.
 """
 
 from __future__ import annotations
@@ -56,13 +57,13 @@ def place(
         target = _by_hash(fresh, sides, members, by_tx, stored, out)
         if target is not None:
             for i in members:
-                if fresh[i].source not in stored[target].sources:
+                if _may_join(sides[i], stored[target]):
                     placed[i] = target
                     stored[target].absorb(sides[i])
-    for i, report in enumerate(fresh):
+    for i in range(len(fresh)):
         if i not in grouped:
             target = _by_hash(fresh, sides, [i], by_tx, stored, out)
-            if target is not None and report.source not in stored[target].sources:
+            if target is not None and _may_join(sides[i], stored[target]):
                 placed[i] = target
                 stored[target].absorb(sides[i])
     pairs = sorted(
@@ -79,6 +80,13 @@ def place(
     out.attach = [(fresh[i], e) for i, e in placed.items()]
     out.groups = _new_incidents(fresh, sides, [i for i in range(len(fresh)) if i not in placed], rows)
     return out
+
+
+def _may_join(report: Side, stored: Side) -> bool:
+    """A report tied to an incident by its tx hash joins it, unless its source already reported the incident
+    under another name (one hash pasted into two PoCs). The same hash under the same name is the source
+    listing the incident twice: one incident, whose `sources[]` names the source once."""
+    return not (report.sources & stored.sources) or bool(report.keys & stored.keys)
 
 
 def _by_hash(
@@ -140,7 +148,7 @@ def _new_incidents(
         for tx in tx_hashes(fresh[i]):
             j = first_of.setdefault(tx, i)
             if j != i and tx_fits(sides[i], sides[j]):
-                groups.join(j, i)
+                groups.join(j, i, force=bool(sides[i].keys & sides[j].keys))
     pairs = []
     by_key: dict[str, list[int]] = {}
     for i in left:
