@@ -58,7 +58,8 @@ LOCK = {
 }
 Owner = int | str  # a stored exploit's id, or the protocol key of one of the file's reports
 Owners = Owner | tuple[Owner, ...]
-Probe = tuple[tuple[int, ...], int, str, float, bool]  # tx hashes, reference, key, time, may join by fuzzy rule
+# tx hashes, reference, key, time, may join by the fuzzy rule, the imported row it belongs to (0: none)
+Probe = tuple[tuple[int, ...], int, str, float, bool, int]
 
 
 def _probe(report: Report) -> Probe:
@@ -69,6 +70,7 @@ def _probe(report: Report) -> Probe:
         protocol_match_key(report.protocol),
         report.timestamp.timestamp(),
         report.incident is None,
+        hash(report.incident) if report.incident is not None else 0,
     )
 
 
@@ -116,7 +118,7 @@ class Seen:
             if is_slow:
                 self._taint_reach(probe)
         tx, refs, span = self.tx, self.refs, self._span
-        for hashes, ref, key, ts, _ in probes:
+        for hashes, ref, key, ts, _, _ in probes:
             for h in hashes:
                 if h in tx:
                     _own(tx, h, key)
@@ -143,7 +145,7 @@ class Seen:
             span[1] = ts
 
     def _meets(self, probe: Probe) -> bool:
-        hashes, ref, key, ts, fuzzy = probe
+        hashes, ref, key, ts, fuzzy, _ = probe
         if ref in self.refs:
             return True
         for h in hashes:
@@ -165,7 +167,7 @@ class Seen:
 
     def _taint_reach(self, probe: Probe) -> None:
         """Taint every key of every incident this report may join or change (its own key included)."""
-        hashes, ref, key, ts, fuzzy = probe
+        hashes, ref, key, ts, fuzzy, _ = probe
         reached = [self.tx[h] for h in hashes if h in self.tx]
         if ref in self.refs:
             reached.append(self.refs[ref])
@@ -181,8 +183,10 @@ class Seen:
 
 
 def _related(probes: Sequence[Probe], slow: list[bool]) -> None:
-    """Mark reports of one batch that share a tx hash or reference, or fall in one fuzzy window."""
-    for values in ((p[0] for p in probes), ((p[1],) for p in probes)):
+    """Mark reports of one batch that share a tx hash, a reference or an imported row, or (those the fuzzy rule
+    may join) fall in one fuzzy window."""
+    rows = (((p[5],) if p[5] else ()) for p in probes)
+    for values in ((p[0] for p in probes), ((p[1],) for p in probes), rows):
         first: dict[int, int] = {}
         for i, group in enumerate(values):
             for value in group:
@@ -191,7 +195,7 @@ def _related(probes: Sequence[Probe], slow: list[bool]) -> None:
                     slow[i] = slow[j] = True
     by_key: dict[str, list[tuple[float, int]]] = {}
     for i, p in enumerate(probes):
-        if p[2]:
+        if p[2] and p[4]:
             by_key.setdefault(p[2], []).append((p[3], i))
     for times in by_key.values():
         if len(times) > 1:
