@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
-from kamiyo.accounts.deps import CurrentUser, mutation_budget
+from kamiyo.accounts.deps import CurrentUser, limit_webhook_mutations, mutation_budget
 from kamiyo.alerts import confirm, service
 from kamiyo.alerts.schemas import (
     ChannelList,
@@ -37,6 +37,9 @@ CREATE_MODELS: dict[str, type[Any]] = {
 }
 TITLES = {"discord": "Discord", "slack": "Slack", "telegram": "Telegram", "email": "E-mail"}
 Mutation = Depends(mutation_budget)  # changes, tests, replays and confirmations: 10 a minute per user
+# A confirmation attempt counts even when its code is wrong (refused changes are otherwise given back):
+# guesses must use up the budget.
+Attempt = Depends(limit_webhook_mutations)
 
 
 def kind_router(kind: str) -> APIRouter:
@@ -141,7 +144,7 @@ def add_confirmation_routes(router: APIRouter, kind: str) -> None:
     @router.post(
         "/{channel_id}/confirm",
         response_model=ChannelOut,
-        dependencies=[Mutation],
+        dependencies=[Attempt],
         summary=f"Confirm the channel with {what}",
     )
     async def confirm_channel(
