@@ -123,8 +123,11 @@ async def objects_page(
         where.append(Exploit.updated_at > match.added_after)
     if exploit_ids is not None:
         where.append(Exploit.id.in_(exploit_ids))
+    if match.types is not None and match.types & EXPLOIT_TYPES == {"indicator"}:
+        where.append(Exploit.attacker_address.is_not(None))  # only exploits with an attacker address have one
     budget = max(limit, 1) * SCAN_PER_OBJECT
-    per_exploit = max(0.25, sum(PER_EXPLOIT[t] for t in (match.types or EXPLOIT_TYPES) & EXPLOIT_TYPES))
+    types = (match.types or EXPLOIT_TYPES) & EXPLOIT_TYPES
+    per_exploit = 1.0 if types == {"indicator"} else max(0.25, sum(PER_EXPLOIT[t] for t in types))
     first = True
     while True:
         batch_size = min(budget, int(wanted / per_exploit) + 2)
