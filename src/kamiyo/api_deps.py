@@ -9,7 +9,8 @@ from fastapi import Depends, Path, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.config import Settings
-from kamiyo.db import MAX_ROW_ID, Database
+from kamiyo.db import Database
+from kamiyo.kit.cursor import MAX_ROW_ID
 
 
 def row_id(description: str) -> Any:

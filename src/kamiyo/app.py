@@ -14,6 +14,7 @@ from kamiyo.accounts.router import router as accounts_router
 from kamiyo.accounts.setup import install_access, start_access, stop_access
 from kamiyo.alerts.router import router as alerts_router
 from kamiyo.billing.router import router as billing_router
+from kamiyo.body_limit import install_body_limit
 from kamiyo.config import Settings, get_settings
 from kamiyo.db import Database
 from kamiyo.delivery.runtime import start_delivery, stop_delivery
@@ -28,7 +29,6 @@ from kamiyo.ingest.runtime import start_ingest, stop_ingest
 from kamiyo.intel.router import router as intel_router
 from kamiyo.kit.clientip import ClientAddressMiddleware, TrustedProxies
 from kamiyo.logging_setup import ensure_logging
-from kamiyo.ops.body_limit import install_body_limit
 from kamiyo.ops.inuse import ServerHold
 from kamiyo.ops.middleware import install_observability
 from kamiyo.ops.reporting import init_error_reporting

@@ -12,9 +12,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from typer.core import TyperGroup
 
 from kamiyo.accounts.commands import keys_app, users_app
+from kamiyo.cli_support import account_command, console, table_console
+from kamiyo.cli_support import run as _run
 from kamiyo.config import get_settings
-from kamiyo.kit.cli import account_command, console, table_console
-from kamiyo.kit.cli import run as _run
 from kamiyo.mcp.command import mcp_command
 
 

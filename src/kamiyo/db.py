@@ -24,9 +24,6 @@ from sqlalchemy.types import TypeDecorator
 
 from kamiyo.kit.files import private_dir, private_file
 
-# The largest id a row can have (PostgreSQL BIGINT, SQLite INTEGER): ids from outside are checked against it.
-MAX_ROW_ID = 2**63 - 1
-
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from kamiyo.kit.cli import account_command, console, table_console
+from kamiyo.cli_support import account_command, console, table_console
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession

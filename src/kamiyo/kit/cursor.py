@@ -8,8 +8,9 @@ from typing import Any
 
 import orjson
 
-from kamiyo.db import MAX_ROW_ID
 from kamiyo.errors import InvalidInput
+
+MAX_ROW_ID = 2**63 - 1  # the largest row id either engine stores (a signed 64-bit integer)
 
 
 def encode_cursor(sort: str, value: Any, row_id: int) -> str:

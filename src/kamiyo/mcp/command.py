@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
+from kamiyo.cli_support import console, run
 from kamiyo.config import get_settings, is_loopback_host
-from kamiyo.kit.cli import console, run
 
 
 def mcp_command(
