@@ -263,7 +263,13 @@ async def test_a_channel_created_disabled_still_gets_its_confirmation(db_url: st
         r = await c.post("/api/v1/email/channels", headers=auth(key), json=body)
         assert r.status_code == 201 and r.json()["enabled"] is False and r.json()["confirmed"] is False
         assert await wait_until(lambda: _has(inbox, "later@example.com", 1), 10)
-        [row] = await _rows(app.state.db, r.json()["id"])
+
+        async def recorded() -> bool:  # the outcome is written just after the send
+            return [r.status for r in await _rows(app.state.db, channel_id)] == ["succeeded"]
+
+        channel_id = r.json()["id"]
+        assert await wait_until(recorded, 10)
+        [row] = await _rows(app.state.db, channel_id)
         assert (row.event_type, row.status) == ("channel.confirmation", "succeeded")
 
 

@@ -18,8 +18,7 @@ from kamiyo.api_deps import SessionDep, SettingsDep, get_database
 from kamiyo.db import Database
 from kamiyo.errors import InvalidInput, NotFound
 from kamiyo.exploits import service
-from kamiyo.exploits.filters import SortKey
-from kamiyo.exploits.router import FiltersDep
+from kamiyo.exploits.router import CursorParam, FiltersDep, PageParam, PageSizeParam, SortParam
 from kamiyo.intel import ids, misp, stix, taxii
 from kamiyo.intel.keys import incident_index
 from kamiyo.kit.jsonresp import dumps
@@ -60,10 +59,10 @@ async def stix_bundle(
     request: Request,
     session: SessionDep,
     filters: FiltersDep,
-    sort: Annotated[SortKey, Query(description="Order; unknown USD amounts sort as smallest.")] = "-timestamp",
-    page: Annotated[int, Query(ge=1, le=100_000, description="Page number from 1 (offset paging).")] = 1,
-    page_size: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=500, description="Opaque cursor for deep paging.")] = None,
+    sort: SortParam = "-timestamp",
+    page: PageParam = 1,
+    page_size: PageSizeParam = 50,
+    cursor: CursorParam = None,
 ) -> Response:
     found = await service.list_exploits(session, filters, sort=sort, page=page, page_size=page_size, cursor=cursor)
     headers = {"X-Total-Count": str(found["total"])}

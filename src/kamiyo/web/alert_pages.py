@@ -247,6 +247,13 @@ async def _owned(session: SessionDep, user: User, kind: str, channel_id: int) ->
     return await service.get_channel(session, user.id, kind_of(kind).name, channel_id)
 
 
+async def _guarded(request: Request, session: SessionDep, user: User, channel: AlertChannel) -> Response | None:
+    """The channel page with the reason when the change limit or CSRF refuses this action, else None."""
+    if refused := await guard(request, user):
+        return await detail_page(request, session, user, channel, status=refused[0], action_error=refused[1])
+    return None
+
+
 async def _refused(request: Request, session: SessionDep, user: User, channel: AlertChannel) -> Response | None:
     if not await csrf_ok(request):
         return await detail_page(request, session, user, channel, status=403, action_error=CSRF_MESSAGE)
@@ -287,8 +294,8 @@ async def send_test(
     if user is None:
         return to_login(request)
     channel = await _owned(session, user, kind, channel_id)
-    if refused := await guard(request, user):  # the API limits test sends like webhook changes
-        return await detail_page(request, session, user, channel, status=refused[0], action_error=refused[1])
+    if refused := await _guarded(request, session, user, channel):  # the API limits test sends like webhook changes
+        return refused
     if channel.confirmed_at is None:
         return await _unconfirmed(request, session, user, channel)
     summary = summarise("webhook.test", await delivery.sample_exploit(session), settings.public_url, None)
@@ -305,8 +312,8 @@ async def delete(
     if user is None:
         return to_login(request)
     channel = await _owned(session, user, kind, channel_id)
-    if refused := await guard(request, user):
-        return await detail_page(request, session, user, channel, status=refused[0], action_error=refused[1])
+    if refused := await _guarded(request, session, user, channel):
+        return refused
     await service.delete_channel(session, channel)
     return see_other(f"{BASE}?done=deleted")
 
@@ -323,8 +330,8 @@ async def replay(
     if user is None:
         return to_login(request)
     channel = await _owned(session, user, kind, channel_id)
-    if refused := await guard(request, user):  # replays are limited like test sends
-        return await detail_page(request, session, user, channel, status=refused[0], action_error=refused[1])
+    if refused := await _guarded(request, session, user, channel):  # replays are limited like test sends
+        return refused
     if channel.confirmed_at is None:
         return await _unconfirmed(request, session, user, channel)
     try:
@@ -351,8 +358,8 @@ async def confirm_code(
     if user is None:
         return to_login(request)
     channel = await _owned(session, user, kind, channel_id)
-    if refused := await guard(request, user):
-        return await detail_page(request, session, user, channel, status=refused[0], action_error=refused[1])
+    if refused := await _guarded(request, session, user, channel):
+        return refused
     code = str((await request.form()).get("code") or "")[:200]
     try:
         confirmed = await confirm.confirm(session, channel, code, utcnow())
@@ -372,8 +379,8 @@ async def resend_confirmation(
     if user is None:
         return to_login(request)
     channel = await _owned(session, user, kind, channel_id)
-    if refused := await guard(request, user):
-        return await detail_page(request, session, user, channel, status=refused[0], action_error=refused[1])
+    if refused := await _guarded(request, session, user, channel):
+        return refused
     try:
         await confirm.resend(session, channel, confirm.link_base(settings), utcnow())
     except KamiyoError as exc:
