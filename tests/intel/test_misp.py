@@ -94,7 +94,8 @@ async def test_event_uuids_follow_a_changed_first_report(client: httpx.AsyncClie
     exploit = (await client.get("/exploits?page_size=1")).json()["data"][0]
     old = ids.incident_uuid(ids.stable_key(exploit))
     assert (await client.get(f"/api/v1/misp/{old}.json")).status_code == 200  # builds the index
-    earliest = datetime.fromisoformat(exploit["sources"][0]["reported_at"].replace("Z", "+00:00"))
+    first = exploit["sources"][0]
+    earliest = datetime.fromisoformat((first["reported_at"] or first["seen_at"]).replace("Z", "+00:00"))
     db = Database(db_url)
     try:
         async with db.session() as session:

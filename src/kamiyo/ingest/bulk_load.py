@@ -41,14 +41,19 @@ LIVE_INDEXES = frozenset({"ix_reports_source_exploit"})
 LOADED_TABLES = ("exploits", "reports", "exploit_merge_keys")
 FTS_TRIGGER = "exploits_fts_ai"
 FTS_FILL = "INSERT INTO exploits_fts(rowid, protocol, description) SELECT id, protocol, description FROM exploits "
+# Derived facts written as they come from `derive` (lists and objects as JSON), in this order.
+LATER_FACTS = (
+    "name", "aliases", "chains", "tx_hashes", "technique", "classification", "target_type", "attack_contracts",
+    "vulnerable_contracts", "links", "time_precision", "amount_status", "pricing",
+)  # fmt: skip
 EXPLOIT_COLUMNS = (
     "id", "tx_hash", "chain", "protocol", "protocol_key", "amount_usd", "amount_sort", "amount_text", "recovered_usd",
     "timestamp", "category", "description", "attacker_address", "explorer_url", "verified_on_chain", "is_test",
-    "first_seen_at", "updated_at", "returned_usd", "loss_kind", "disputed", "corrections",
+    "first_seen_at", "updated_at", "returned_usd", "loss_kind", "disputed", "corrections", *LATER_FACTS,
 )  # fmt: skip
 REPORT_COLUMNS = (
     "exploit_id", "source", "source_ref", "url", "reported_at", "seen_at", "tx_hash", "chain", "protocol", "amount_usd",
-    "amount_text", "recovered_usd", "timestamp", "category", "description", "attacker_address", "raw",
+    "amount_text", "recovered_usd", "timestamp", "category", "description", "attacker_address", "raw", "details",
 )  # fmt: skip
 KEY_COLUMNS = ("exploit_id", "key", "ts", "amount")
 EVENT_COLUMNS = ("exploit_id", "type", "changes", "created_at")
@@ -183,11 +188,12 @@ class Loader:
                 f["amount_text"], f["recovered_usd"], ts, f["category"], f["description"], f["attacker_address"],
                 f["explorer_url"], False, f["is_test"], now, now, f["returned_usd"], f["loss_kind"], f["disputed"],
                 json(f["corrections"]),
+                *(json(f[k]) if isinstance(f[k], list | dict) else f[k] for k in LATER_FACTS),
             ))  # fmt: skip
             report_rows.extend((
-                i, r.source, r.source_ref, r.url, when(r.reported_at) if r.reported_at else now, now, r.tx_hash,
+                i, r.source, r.source_ref, r.url, when(r.reported_at) if r.reported_at else None, now, r.tx_hash,
                 r.chain, r.protocol, _float(r.amount_usd), r.amount_text, _float(r.recovered_usd), ts, r.category,
-                r.description, r.attacker_address, json(r.raw),
+                r.description, r.attacker_address, json(r.raw), json(r.details),
             ))  # fmt: skip
             if key := protocol_match_key(r.protocol):
                 keys.extend((i, key, f["timestamp"].timestamp(), f["amount_usd"]))

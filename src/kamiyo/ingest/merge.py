@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from kamiyo.ingest import curation
 from kamiyo.ingest.curation import Correction, report_key
+from kamiyo.ingest.evidence import NONE, Evidence
 from kamiyo.ingest.normalise import protocol_key
 from kamiyo.taxonomy import CHAINS
 
@@ -29,7 +30,9 @@ MATERIAL_FACTS = ("amount_usd", "chain", "tx_hash")
 DERIVED_FIELDS = (
     "tx_hash", "chain", "protocol", "protocol_key", "amount_usd", "amount_sort", "amount_text", "recovered_usd",
     "returned_usd", "loss_kind", "disputed", "corrections", "timestamp", "category", "description",
-    "attacker_address", "explorer_url", "is_test",
+    "attacker_address", "explorer_url", "is_test", "name", "aliases", "chains", "tx_hashes", "technique",
+    "classification", "target_type", "attack_contracts", "vulnerable_contracts", "links", "time_precision",
+    "amount_status", "pricing",
 )  # fmt: skip
 
 # Higher is more trusted for exact on-chain facts. Unknown sources get DEFAULT_TRUST.
@@ -70,6 +73,9 @@ class ReportFacts(Protocol):
     category: str | None
     description: str | None
     attacker_address: str | None
+
+    @property
+    def details(self) -> dict[str, Any]: ...
 
 
 def _trust(report: ReportFacts) -> int:
@@ -125,8 +131,11 @@ def corrections_for(reports: Iterable[ReportFacts]) -> list[Correction]:
     return [c for r in reports for c in curated.get(report_key(r.source, r.source_ref), ())]
 
 
-def derive(reports: Sequence[ReportFacts], extra: Sequence[Correction] = ()) -> dict[str, Any]:
-    """The exploit row's facts from all reports of one incident, then its corrections (curated, then `extra`)."""
+def derive(
+    reports: Sequence[ReportFacts], extra: Sequence[Correction] = (), evidence: Evidence = NONE
+) -> dict[str, Any]:
+    """The exploit row's facts from all reports of one incident and the evidence found beside them (block
+    time, prices), then its corrections (curated, then `extra`)."""
     ranked = sorted(reports, key=lambda r: -_trust(r))
     by_amount = sorted(reports, key=lambda r: -_amount_trust(r))
     stated = next((r for r in by_amount if r.amount_usd is not None), None)
@@ -146,11 +155,54 @@ def derive(reports: Sequence[ReportFacts], extra: Sequence[Correction] = ()) -> 
         "category": _first(ranked, "category") or "other",
         "description": _first(ranked, "description") or "",
         "attacker_address": _first(ranked, "attacker_address"),
+        **_details(ranked),
     }
+    _timed(facts, evidence)
+    _priced(facts, ranked, evidence)
     applied = [*corrections_for(ranked), *extra]
     for correction in applied:
         facts[correction.field] = correction.value
     return _complete(facts, applied)
+
+
+def _listed(ranked: Sequence[ReportFacts], attr: str, detail: str) -> list[str]:
+    """Every value the reports give, most trusted first, each once: the primary `attr`, then their `detail` lists."""
+    values = [getattr(r, attr) for r in ranked] + [v for r in ranked for v in r.details.get(detail, ())]
+    return list(dict.fromkeys(v for v in values if v not in GENERAL_CHAINS))
+
+
+def _stated(ranked: Sequence[ReportFacts], detail: str) -> Any:
+    return next((r.details[detail] for r in ranked if r.details.get(detail)), None)
+
+
+def _details(ranked: Sequence[ReportFacts]) -> dict[str, Any]:
+    """The further facts (CONTRACT §12), each from the most trusted report that states it."""
+    names = list(dict.fromkeys(r.protocol for r in ranked))
+    chains = _listed(ranked, "chain", "chains")
+    return {
+        "name": names[0],
+        "aliases": names[1:],
+        "chains": chains,
+        "tx_hashes": _listed(ranked, "tx_hash", "tx_hashes"),
+        "technique": _stated(ranked, "technique"),
+        "classification": _stated(ranked, "classification"),
+        "target_type": _stated(ranked, "target_type"),
+        "attack_contracts": list(dict.fromkeys(a for r in ranked for a in r.details.get("attack_contracts", ()))),
+        "vulnerable_contracts": list(
+            dict.fromkeys(a for r in ranked for a in r.details.get("vulnerable_contracts", ()))
+        ),
+        "links": list(dict.fromkeys(u for r in ranked for u in r.details.get("links", ()))),
+        "time_precision": "day",
+        "pricing": None,
+    }
+
+
+def _timed(facts: dict[str, Any], evidence: Evidence) -> None:
+    """The attack transaction's block time, where it is known, is the incident time (`time_precision` block)."""
+
+
+def _priced(facts: dict[str, Any], ranked: Sequence[ReportFacts], evidence: Evidence) -> None:
+    """A loss no source states in USD, but some source states in tokens, priced at the incident day."""
 
 
 def _complete(facts: dict[str, Any], applied: Sequence[Correction]) -> dict[str, Any]:
@@ -165,6 +217,7 @@ def _complete(facts: dict[str, Any], applied: Sequence[Correction]) -> dict[str,
         "protocol_key": key,
         "amount_sort": amount if amount is not None else -1.0,
         "recovered_usd": returned,
+        "amount_status": "unpriced" if amount is None else "stated",
         "corrections": [c.shown() for c in applied],
         "explorer_url": explorer_url(facts["chain"], facts["tx_hash"]),
         "is_test": key == "test",

@@ -85,17 +85,19 @@ async def _tallies(session: AsyncSession, since: datetime) -> tuple[dict[str, _T
         by_incident[row.exploit_id].append(row)
     tallies: dict[str, _Tally] = defaultdict(_Tally)
     for reports in by_incident.values():
-        first_at = min(r.reported_at for r in reports)
         earliest: dict[str, datetime] = {}
         for r in reports:
-            earliest[r.source] = min(earliest.get(r.source, r.reported_at), r.reported_at)
+            if r.reported_at is not None:  # speed and exclusivity only from reports whose time is known
+                earliest[r.source] = min(earliest.get(r.source, r.reported_at), r.reported_at)
             tally = tallies[r.source]
             tally.reports += 1
+            tally.incidents.add(r.exploit_id)
             merged = _Merged(r.e_amount, r.e_chain, r.e_timestamp)
             _accuracy(tally, r, merged)
+        first_at = min(earliest.values(), default=None)
         for source, at in earliest.items():
+            assert first_at is not None
             tally = tallies[source]
-            tally.incidents.add(reports[0].exploit_id)
             tally.delays.append((at - first_at).total_seconds())
             tally.first += at == first_at
     return tallies, len(by_incident)

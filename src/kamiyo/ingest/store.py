@@ -26,6 +26,7 @@ from kamiyo.exploits.cache import bump_data_version
 from kamiyo.exploits.models import CORRECTION_REF, Exploit, ExploitEvent, MergeConflict, Meta, is_correction
 from kamiyo.exploits.models import Report as ReportRow
 from kamiyo.ingest.curation import Correction
+from kamiyo.ingest.evidence import NONE, load_evidence
 from kamiyo.ingest.matching import fuzzy_candidates, stored_sides, tx_hashes, write_merge_keys
 from kamiyo.ingest.merge import DERIVED_FIELDS, derive, material_changes
 from kamiyo.ingest.placement import Conflict, Placement, place
@@ -49,6 +50,7 @@ REPORT_FACTS = (
     "category",
     "description",
     "attacker_address",
+    "details",
 )
 
 
@@ -76,7 +78,7 @@ def _report_values(report: Report, exploit_id: int, now: datetime) -> dict[str, 
         "source": report.source,
         "source_ref": report.source_ref,
         "url": report.url,
-        "reported_at": report.reported_at or now,
+        "reported_at": report.reported_at,
         "seen_at": now,
         "tx_hash": report.tx_hash,
         "chain": report.chain,
@@ -89,6 +91,7 @@ def _report_values(report: Report, exploit_id: int, now: datetime) -> dict[str, 
         "description": report.description,
         "attacker_address": report.attacker_address,
         "raw": report.raw,
+        "details": report.details,
     }
 
 
@@ -128,7 +131,7 @@ async def _exploits_by_tx(session: AsyncSession, hashes: set[str]) -> dict[str, 
 DERIVE_COLUMNS = (
     ReportRow.exploit_id, ReportRow.source, ReportRow.source_ref, ReportRow.protocol, ReportRow.timestamp,
     ReportRow.chain, ReportRow.tx_hash, ReportRow.amount_usd, ReportRow.amount_text, ReportRow.recovered_usd,
-    ReportRow.category, ReportRow.description, ReportRow.attacker_address,
+    ReportRow.category, ReportRow.description, ReportRow.attacker_address, ReportRow.details,
 )  # fmt: skip
 CHUNK = 5000
 
@@ -154,11 +157,12 @@ async def _rederive(
         for row in await session.execute(select(Exploit.id, *derived).where(Exploit.id.in_(chunk))):
             exploits[row.id] = row._mapping
     community = await community_corrections(session, ids)
+    evidence = await load_evidence(session, reports)
     changed = []
     keys: dict[int, MergeFacts] = {}
     moved: set[int] = set()
     for exploit_id, rows in reports.items():
-        after = derive(rows, community.get(exploit_id, ()))
+        after = derive(rows, community.get(exploit_id, ()), evidence.get(exploit_id, NONE))
         before = {k: exploits[exploit_id][k] for k in after}
         keys[exploit_id] = (after["timestamp"], after["amount_usd"], {r.protocol for r in rows})
         if (before["timestamp"], before["amount_usd"]) != (after["timestamp"], after["amount_usd"]):

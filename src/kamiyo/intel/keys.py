@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.exploits.cache import DATA_VERSION
-from kamiyo.exploits.models import Exploit, Meta, Report, is_public
+from kamiyo.exploits.models import Exploit, Meta, Report, is_public, report_order
 from kamiyo.intel import ids
 
 BATCH = 5000
@@ -77,7 +77,7 @@ async def _first_reports(session: AsyncSession, exploit_ids: list[int]) -> dict[
         rows = await session.execute(
             select(Report.exploit_id, Report.source, Report.source_ref)
             .where(condition)
-            .order_by(Report.exploit_id, Report.reported_at, Report.id)
+            .order_by(Report.exploit_id, *report_order())
         )
         for exploit_id, source, ref in rows:
             first.setdefault(exploit_id, (source, ref))

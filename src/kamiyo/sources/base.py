@@ -48,8 +48,18 @@ class Report:
     attacker_address: str | None = None
     url: str | None = None
     references: tuple[str, ...] = ()
+    # When the source itself published this report (a post's own time); None where that is not known
+    # (a list or dataset without publication times, the backfill of a source's history).
     reported_at: datetime | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    # Further facts (CONTRACT §12), stored in `reports.details` (the `details` property).
+    chains: tuple[str, ...] = ()  # every chain the source names (canonical slugs), the primary `chain` first
+    technique: str | None = None  # the source's own words for how it was done ("Flash loan price manipulation")
+    classification: str | None = None  # the source's own class ("Protocol Logic", "Infrastructure")
+    target_type: str | None = None  # defi | cefi | bridge | ...
+    attack_contracts: tuple[str, ...] = ()
+    vulnerable_contracts: tuple[str, ...] = ()
+    fork_block: tuple[str, int] | None = None  # (chain, block) a PoC forks at: the attack is in the next blocks
     # Set by `kamiyo import`: reports with the same value are one incident (one imported row). They join a
     # stored incident only by (source, source_ref) or tx hash, never by the fuzzy rule, and never overwrite
     # a stored report of the same key.
@@ -60,6 +70,22 @@ class Report:
         self.url = web_url(self.url)
         if self.references:
             self.references = tuple(u for u in map(web_url, self.references) if u)
+
+    @property
+    def details(self) -> dict[str, Any]:
+        """The further facts as stored in `reports.details` (empty ones left out); `references` are its `links`."""
+        facts: dict[str, Any] = {
+            "chains": list(self.chains),
+            "tx_hashes": list(self.tx_hashes),
+            "technique": self.technique,
+            "classification": self.classification,
+            "target_type": self.target_type,
+            "attack_contracts": list(self.attack_contracts),
+            "vulnerable_contracts": list(self.vulnerable_contracts),
+            "links": list(self.references),
+            "fork_block": list(self.fork_block) if self.fork_block else None,
+        }
+        return {k: v for k, v in facts.items() if v}
 
 
 @dataclass(frozen=True, slots=True)

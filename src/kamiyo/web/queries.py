@@ -17,7 +17,7 @@ from sqlalchemy import String, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.exploits.filters import AnySelect, apply_sort
-from kamiyo.exploits.models import DailyCategoryStat, DailyChainStat, Exploit, Report, counted_loss
+from kamiyo.exploits.models import DailyCategoryStat, DailyChainStat, Exploit, Report, counted_loss, report_order
 from kamiyo.exploits.service import exploits_by_ids
 from kamiyo.kit.timeutil import utcnow
 
@@ -257,7 +257,7 @@ async def labelled_facts(session: AsyncSession, exploit_id: int) -> tuple[list[L
     rows = await session.execute(
         select(Report.source, Report.attacker_address, Report.tx_hash, Report.raw)
         .where(Report.exploit_id == exploit_id)
-        .order_by(Report.reported_at, Report.id)
+        .order_by(*report_order())
     )
     addresses: dict[str, Labelled] = {}
     txs: dict[str, Labelled] = {}
