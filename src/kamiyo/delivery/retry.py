@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
+
+from kamiyo.kit import retry_after
 
 MAX_RETRY_AFTER = 86400.0
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds from a `Retry-After` header (delta-seconds or HTTP date), capped at a day; None if absent/bad."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - now).total_seconds()
-    if seconds != seconds:  # NaN
-        return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+    """Seconds a receiver's `Retry-After` asks for, capped at a day; None if absent or unreadable."""
+    return retry_after.parse_retry_after(value, now, MAX_RETRY_AFTER)
 
 
 def next_delay(schedule: list[float], attempts_done: int, retry_after: float | None) -> float | None:

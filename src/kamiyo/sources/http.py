@@ -8,7 +8,6 @@ so that a source file only declares URLs and parses bodies.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +15,8 @@ from dataclasses import dataclass, field
 import httpx
 
 from kamiyo import __version__
-from kamiyo.kit.timeutil import as_utc, utcnow
+from kamiyo.kit.retry_after import parse_retry_after
+from kamiyo.kit.timeutil import utcnow
 from kamiyo.sources.base import Document, Parse, Report
 
 log = logging.getLogger(__name__)
@@ -64,22 +64,38 @@ class Fetcher:
     async def get(self, url: str, *, params: dict[str, str] | None = None, conditional: bool = True) -> Document | None:
         """The body of `url`, or None on 304 Not Modified. Raises FetchError when it cannot."""
         full = str(httpx.URL(url, params=params)) if params else url
-        headers = self._conditional_headers(full) if conditional else {}
-        response = await self._send(full, headers)
+        return await self.request("GET", full, conditional=conditional)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        content: bytes | None = None,
+        cache_key: str | None = None,
+        conditional: bool = True,
+        keyed: bool = False,
+    ) -> Document | None:
+        """One request with the retry policy, conditional on what was seen under `cache_key` (default: the URL):
+        the body, or None on 304 Not Modified. FetchError when it fails for good; `keyed` names a refused key."""
+        key = cache_key or url
+        sent = {**(headers or {}), **(self._conditional_headers(key) if conditional else {})}
+        response = await self._send(method, url, sent, content)
         if response.status_code == 304:
             self.not_modified += 1
-            self.seen_validators[full] = self.validators.get(full, {})
+            self.seen_validators[key] = self.validators.get(key, {})
             return None
-        if response.status_code >= 400:
-            raise FetchError(f"HTTP {response.status_code} from {_short(full)}", response.status_code)
+        status = response.status_code
+        if keyed and status in (401, 403):
+            raise FetchError(f"HTTP {status} from {shown_url(url)}: the API key was refused", status)
+        if status >= 400:
+            raise FetchError(f"HTTP {status} from {shown_url(url)}", status)
         if len(response.content) > MAX_BYTES:
-            raise FetchError(f"response of {_short(full)} exceeds {MAX_BYTES} bytes")
-        self._remember(full, response)
+            raise FetchError(f"response of {shown_url(url)} exceeds {MAX_BYTES} bytes")
+        self._remember(key, response)
         return Document(
-            url=full,
-            status=response.status_code,
-            content=response.content,
-            headers={k.lower(): v for k, v in response.headers.items()},
+            str(response.url), status, response.content, {k.lower(): v for k, v in response.headers.items()}
         )
 
     def _conditional_headers(self, url: str) -> dict[str, str]:
@@ -95,23 +111,28 @@ class Fetcher:
         found = {"etag": response.headers.get("etag"), "last_modified": response.headers.get("last-modified")}
         self.seen_validators[url] = {k: v for k, v in found.items() if v}
 
-    async def _send(self, url: str, headers: dict[str, str]) -> httpx.Response:
+    async def _send(self, method: str, url: str, headers: dict[str, str], content: bytes | None) -> httpx.Response:
+        """The one retry loop: timeouts, transport errors, 429 and 5xx are tried again with exponential
+        backoff, stretched by a `Retry-After` (at most MAX_RETRY_AFTER)."""
         delay = self.policy.backoff
         for attempt in range(self.policy.retries + 1):
             last = attempt == self.policy.retries
             self.requests += 1
             try:
-                response = await self.client.get(url, headers=headers, timeout=self.policy.timeout)
+                response = await self.client.request(
+                    method, url, headers=headers, content=content, timeout=self.policy.timeout
+                )
             except httpx.TimeoutException as exc:
                 if last:
-                    raise FetchError(f"timeout after {self.policy.timeout:g} s fetching {_short(url)}") from exc
+                    raise FetchError(f"timeout after {self.policy.timeout:g} s fetching {shown_url(url)}") from exc
             except httpx.HTTPError as exc:
                 if last:
-                    raise FetchError(f"{type(exc).__name__} fetching {_short(url)}: {exc}") from exc
+                    raise FetchError(f"{type(exc).__name__} fetching {shown_url(url)}") from exc
             else:
                 if response.status_code not in RETRY_STATUSES or last:
                     return response
-                delay = max(delay, _retry_after(response) or 0.0)
+                wait = parse_retry_after(response.headers.get("retry-after"), utcnow(), MAX_RETRY_AFTER)
+                delay = max(delay, wait or 0.0)
             await asyncio.sleep(delay)
             delay *= 2
         raise AssertionError("unreachable")  # pragma: no cover
@@ -153,24 +174,11 @@ class SourceContext:
 FetchContext = SourceContext
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds a 429/503 asks us to wait (delta-seconds or HTTP date), capped."""
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = (as_utc(when) - utcnow()).total_seconds()
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
-
-
-def _short(url: str) -> str:
-    return url if len(url) <= 200 else url[:197] + "..."
+def shown_url(url: str) -> str:
+    """A URL as errors show it (in logs and on `/sources`): without its query, where keys and tokens ride,
+    and at most 200 characters."""
+    bare = url.split("?", 1)[0].split("#", 1)[0]
+    return bare if len(bare) <= 200 else bare[:197] + "..."
 
 
 def new_client(*, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
