@@ -17,7 +17,7 @@ from kamiyo.billing.router import router as billing_router
 from kamiyo.body_limit import install_body_limit
 from kamiyo.config import Settings, get_settings
 from kamiyo.db import Database
-from kamiyo.delivery.runtime import start_delivery, stop_delivery
+from kamiyo.delivery import wakeup
 from kamiyo.errors import install_error_handlers
 from kamiyo.exploits.cache import response_cache
 from kamiyo.exploits.export_router import router as export_router
@@ -25,20 +25,19 @@ from kamiyo.exploits.router import CachedHits
 from kamiyo.exploits.router import router as exploits_router
 from kamiyo.health import router as health_router
 from kamiyo.ingest.router import router as sources_router
-from kamiyo.ingest.runtime import start_ingest, stop_ingest
 from kamiyo.intel.router import router as intel_router
 from kamiyo.kit.clientip import ClientAddressMiddleware, TrustedProxies
 from kamiyo.logging_setup import ensure_logging
 from kamiyo.ops.inuse import ServerHold
 from kamiyo.ops.middleware import install_observability
 from kamiyo.ops.reporting import init_error_reporting
-from kamiyo.ops.schedule import start_backups, stop_backups
 from kamiyo.stream.router import router as stream_router
 from kamiyo.submissions.router import router as submissions_router
 from kamiyo.tiers import tiers_markdown
 from kamiyo.web.docs import install_docs
 from kamiyo.web.setup import install_web
 from kamiyo.webhooks.router import router as webhooks_router
+from kamiyo.workers import Workers
 
 DESCRIPTION = """
 Kamiyo collects crypto and DeFi exploit incidents from public sources, merges the reports of one
@@ -70,11 +69,12 @@ def create_app(
         owns_db = database is None
         hold = ServerHold(settings.database_url)  # a restore refuses while this server runs
         app.state.db = database or Database(settings.database_url)
-        app.state.workers = {"ingest": "off", "delivery": "off"}
         await start_access(app, settings)
-        await start_delivery(app, settings)
-        await start_ingest(app, settings)
-        await start_backups(app, settings)
+        wakeup.install_session_hooks()  # API writes wake the delivery workers, here or elsewhere
+        workers = Workers(app.state.db, settings)
+        app.state.workers = workers.status
+        on = settings.run_workers
+        await workers.start(ingest=on, deliver=on, backups=on)
         if freeze_gc:
             # A full collection walks every tracked object: with the ~170k that the modules and startup leave,
             # that is a 100-600 ms pause of the event loop, every few seconds under load. Frozen, they are
@@ -84,9 +84,10 @@ def create_app(
         try:
             yield
         finally:
-            await stop_backups(app)
-            await stop_ingest(app)
-            await stop_delivery(app)
+            hub = getattr(app.state, "stream_hub", None)
+            if hub is not None:
+                await hub.stop()
+            await workers.stop()
             await stop_access(app)
             if owns_db:
                 await app.state.db.dispose()

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from typer.core import TyperGroup
 
 from kamiyo.accounts.commands import keys_app, users_app
-from kamiyo.cli_support import account_command, console, table_console
+from kamiyo.cli_support import account_command, console, table_console, upgrade_database
 from kamiyo.cli_support import run as _run
 from kamiyo.config import get_settings
 from kamiyo.mcp.command import mcp_command
@@ -81,7 +81,7 @@ def db_upgrade() -> None:
 
     settings = get_settings()
     before = migrations.database_revisions(settings.database_url)
-    migrations.upgrade(settings.database_url)
+    refreshed = upgrade_database(settings.database_url)
     after = migrations.database_revisions(settings.database_url)
     latest = set(after) == set(migrations.current_heads())
     at = f"database at revision {', '.join(after) or 'none'}{' (latest)' if latest else ''}"
@@ -89,23 +89,10 @@ def db_upgrade() -> None:
         console.print(f"{at}: nothing to do", highlight=False)
     else:
         console.print(f"{at}: upgraded from {', '.join(before) or 'an empty database'}", highlight=False)
-    refreshed = _run(_refresh_records(settings.database_url))
     if refreshed:
         console.print(
             f"records re-derived by the current rules and curated files: {refreshed} changed", highlight=False
         )
-
-
-async def _refresh_records(url: str) -> int | None:
-    from kamiyo.db import Database
-    from kamiyo.ingest.store import refresh_records
-
-    db = Database(url)
-    try:
-        async with db.session() as session:
-            return await refresh_records(session)
-    finally:
-        await db.dispose()
 
 
 async def _seed() -> int:
@@ -168,12 +155,11 @@ def serve(
 
     import uvicorn
 
-    from kamiyo import migrations
     from kamiyo.logging_setup import configure_logging
 
     settings = get_settings()
     configure_logging(settings.log_level)
-    migrations.upgrade(settings.database_url)
+    upgrade_database(settings.database_url)
     warning = settings.public_url_warning(host)
     if warning:
         console.print(f"[yellow]{warning}")
@@ -182,7 +168,8 @@ def serve(
         created = _run(_seed())
         if created:
             console.print(f"stored {created} incidents from the bundled DeFiHackLabs dataset")
-    os.environ["KAMIYO_RUN_WORKERS"] = "0" if no_workers else "1"
+    os.environ["KAMIYO_RUN_WORKERS"] = "0" if no_workers else "1"  # for uvicorn's worker processes too
+    get_settings.cache_clear()  # this process reads the settings again, with the flag
     from kamiyo.ops.metrics import prepare_multiprocess_dir
 
     prepare_multiprocess_dir()  # PROMETHEUS_MULTIPROC_DIR: one /metrics view over all --workers
@@ -248,10 +235,9 @@ def import_(
     ] = False,
 ) -> None:
     """Bulk-load exploits (idempotent: importing a file twice adds nothing)."""
-    from kamiyo import migrations
     from kamiyo.ingest.importer import RowError
 
-    migrations.upgrade(get_settings().database_url)
+    upgrade_database(get_settings().database_url)
     try:
         created, new_reports, unchanged, errors = _run(_import(path, notify))
     except (RowError, ValueError) as exc:
@@ -349,7 +335,6 @@ def restore(
 
     Refused while a Kamiyo server or worker uses the database (SQLite: they hold a lock beside the file;
     PostgreSQL: any other connection to the database): stop them first."""
-    from kamiyo import migrations
     from kamiyo.ops.backup import BackupError, restore_backup
 
     settings = get_settings()
@@ -358,7 +343,7 @@ def restore(
     except BackupError as exc:
         typer.echo(f"kamiyo: restore refused: {exc}", err=True)
         raise typer.Exit(1) from exc
-    migrations.upgrade(settings.database_url)  # a backup from an older version is brought up to date
+    upgrade_database(settings.database_url)  # a backup from an older version is brought up to date
     console.print(f"restored {file.name}")
 
 
@@ -372,7 +357,6 @@ def ingest(
     ] = None,
 ) -> None:
     """Run one aggregation round now: progress bar, then a per-source summary table."""
-    from kamiyo import migrations
     from kamiyo.ingest.commands import ingest_round, outcome_table
     from kamiyo.sources import REGISTRY
 
@@ -384,7 +368,7 @@ def ingest(
     if settings.offline:
         console.print("[yellow]KAMIYO_OFFLINE is set: no fetching")
         return
-    migrations.upgrade(settings.database_url)
+    upgrade_database(settings.database_url)
     outcomes = _run(ingest_round(settings, source or [], console))
     table_console().print(outcome_table(outcomes))
     if outcomes and all(o.failed for o in outcomes):
@@ -394,11 +378,10 @@ def ingest(
 @app.command("sources")
 def sources_command() -> None:
     """Table of sources: enabled, health, last success, items, score."""
-    from kamiyo import migrations
     from kamiyo.ingest.commands import sources_rows, sources_table
 
     settings = get_settings()
-    migrations.upgrade(settings.database_url)
+    upgrade_database(settings.database_url)
     table_console().print(sources_table(_run(sources_rows(settings)), settings.offline))
 
 
@@ -408,7 +391,6 @@ def worker(
     deliver: Annotated[bool, typer.Option("--deliver/--no-deliver", help="Run the delivery worker.")] = True,
 ) -> None:
     """Background work alone (next to `serve --no-workers`); stops on Ctrl-C or SIGTERM."""
-    from kamiyo import migrations
     from kamiyo.ingest.commands import run_worker
     from kamiyo.logging_setup import configure_logging
     from kamiyo.ops.inuse import ServerHold
@@ -417,7 +399,7 @@ def worker(
     settings = get_settings()
     configure_logging(settings.log_level)
     init_error_reporting(settings)
-    migrations.upgrade(settings.database_url)
+    upgrade_database(settings.database_url)
     hold = ServerHold(settings.database_url)  # a restore refuses while this worker runs
     if settings.public_url_setting is None and deliver:
         console.print(f"[yellow]KAMIYO_PUBLIC_URL is unset: links in alerts will point at {settings.public_url}")
@@ -477,12 +459,11 @@ def verify(
     limit: Annotated[int, typer.Option("--limit", min=1, max=100_000, help="Exploits to check at most.")] = 100,
 ) -> None:
     """Confirm EVM exploit transactions on chain through KAMIYO_RPC_URLS (one round of the job)."""
-    from kamiyo import migrations
     from kamiyo.db import Database
     from kamiyo.enrich.onchain import verify_pending
 
     settings = get_settings()
-    migrations.upgrade(settings.database_url)
+    upgrade_database(settings.database_url)
 
     async def run() -> Any:
         db = Database(settings.database_url)

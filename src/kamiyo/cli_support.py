@@ -38,12 +38,32 @@ async def with_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         await db.dispose()
 
 
+def upgrade_database(url: str) -> int | None:
+    """Migrate to the latest revision, then re-derive every record when the merge rules or the curated files
+    changed (the count of changed records; None when nothing had changed): how every command brings a
+    database up to date, so no deployment serves records derived by older rules."""
+    from kamiyo import migrations
+    from kamiyo.db import Database
+    from kamiyo.ingest.store import refresh_records
+
+    migrations.upgrade(url)
+
+    async def refresh() -> int | None:
+        db = Database(url)
+        try:
+            async with db.session() as session:
+                return await refresh_records(session)
+        finally:
+            await db.dispose()
+
+    return run(refresh())
+
+
 def account_command(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Migrate, run one unit of work, and turn a refusal (unknown user, taken e-mail…) into a message."""
-    from kamiyo import migrations
     from kamiyo.errors import KamiyoError
 
-    migrations.upgrade(get_settings().database_url)
+    upgrade_database(get_settings().database_url)
     try:
         return run(with_session(work))
     except KamiyoError as exc:

@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     secret_key: str | None = Field(default=None, alias="KAMIYO_SECRET_KEY")
     cors_origins: str = Field(default="", alias="KAMIYO_CORS_ORIGINS")
     offline: bool = Field(default=False, alias="KAMIYO_OFFLINE")
+    # Background work inside the API process; `kamiyo serve --no-workers` sets it off for its processes.
+    run_workers: bool = Field(default=True, alias="KAMIYO_RUN_WORKERS")
     webhook_retry_schedule: str = Field(default="60,300,900", alias="KAMIYO_WEBHOOK_RETRY_SCHEDULE")
     alert_max_age: str = Field(default="7d", alias="KAMIYO_ALERT_MAX_AGE")
     webhook_timeout: float = Field(default=10.0, alias="KAMIYO_WEBHOOK_TIMEOUT")

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager, suppress
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -223,31 +222,16 @@ def delivery_settings(db_url: str, **env: Any) -> Any:
     return make_settings(db_url, **values)
 
 
-@contextmanager
-def embedded_workers(on: bool) -> Iterator[None]:
-    """KAMIYO_RUN_WORKERS as `kamiyo serve` sets it, for apps started inside this block."""
-    saved = os.environ.get("KAMIYO_RUN_WORKERS")
-    os.environ["KAMIYO_RUN_WORKERS"] = "1" if on else "0"
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("KAMIYO_RUN_WORKERS", None)
-        else:
-            os.environ["KAMIYO_RUN_WORKERS"] = saved
-
-
 @asynccontextmanager
 async def api(settings: Any, *, workers: bool = False) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
     """The real app with its lifespan, and an in-process client; its embedded worker only when asked."""
     from kamiyo.app import create_app
 
-    app = create_app(settings)
-    with embedded_workers(workers):
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
-            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-                yield app, client
+    app = create_app(settings.model_copy(update={"run_workers": workers}))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield app, client
 
 
 @asynccontextmanager

@@ -16,7 +16,7 @@ import httpx
 import uvicorn
 
 from kamiyo.db import Database
-from tests.delivery.support import auth, delivery_settings, embedded_workers, ingest, make_user, report
+from tests.delivery.support import auth, delivery_settings, ingest, make_user, report
 from tests.support.services import free_port
 
 
@@ -25,13 +25,12 @@ async def serving(settings: Any) -> AsyncIterator[tuple[str, Database]]:
     """The app under uvicorn on a free loopback port (the in-process transport cannot stream)."""
     from kamiyo.app import create_app
 
-    app = create_app(settings)
+    app = create_app(settings.model_copy(update={"run_workers": False}))  # the stream needs no delivery worker
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    with embedded_workers(False):  # the stream needs no delivery worker
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            await asyncio.sleep(0.02)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
     try:
         yield f"http://127.0.0.1:{port}", app.state.db
     finally:

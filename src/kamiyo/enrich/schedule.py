@@ -97,7 +97,3 @@ class EnrichScheduler:
         while True:
             await self.run_once(job)
             await asyncio.sleep(job.every)
-
-
-def enrich_wanted(settings: Settings) -> bool:
-    return not settings.offline

@@ -109,9 +109,11 @@ def sources_table(rows: Sequence[dict[str, Any]], offline: bool) -> Table:
 
 
 async def run_worker(settings: Settings, *, ingest: bool, deliver: bool, console: Console) -> None:
-    """Background work alone until SIGINT/SIGTERM: the ingest scheduler and/or the delivery worker."""
+    """Background work alone until SIGINT/SIGTERM (`kamiyo.workers`: what `kamiyo serve` runs in-process)."""
+    from kamiyo.workers import Workers
+
     db = Database(settings.database_url)
-    running: list[Any] = []
+    workers = Workers(db, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -120,44 +122,12 @@ async def run_worker(settings: Settings, *, ingest: bool, deliver: bool, console
     try:
         if ingest and settings.offline:
             console.print("[yellow]KAMIYO_OFFLINE is set: the ingest scheduler does not run")
-        elif ingest:
-            from kamiyo.enrich.schedule import EnrichScheduler
-            from kamiyo.ingest.scheduler import IngestScheduler
-
-            scheduler = IngestScheduler(db, settings)
-            await scheduler.start()
-            running.append(scheduler)
-            enrich = EnrichScheduler(db, settings)
-            await enrich.start()
-            running.append(enrich)
-            jobs = ", ".join(enrich.status["jobs"])
-            console.print(f"ingest scheduler running: {len(scheduler.sources)} sources; enrichment jobs: {jobs}")
-        if deliver:
-            running.extend(await _start_delivery(db, settings, console))
-        if settings.backup_interval_seconds > 0:  # the daily backup (kamiyo.ops.schedule)
-            from kamiyo.ops.schedule import BackupScheduler
-
-            backups = BackupScheduler(settings)
-            await backups.start()
-            running.append(backups)
-            console.print(f"scheduled backups into {settings.backup_path} every {settings.backup_interval}")
+        running = await workers.start(ingest=ingest, deliver=deliver, backups=True)
         if not running:
             console.print("nothing to run")
             return
+        console.print("running: " + "; ".join(running))
         await stop.wait()
     finally:
-        for part in reversed(running):
-            await part.stop()
+        await workers.stop()
         await db.dispose()
-
-
-async def _start_delivery(db: Database, settings: Settings, console: Console) -> list[Any]:
-    try:
-        from kamiyo.delivery.worker import DeliveryWorker
-    except ImportError:  # pragma: no cover - delivery is built separately
-        console.print("[yellow]the delivery worker is not available in this build")
-        return []
-    worker = DeliveryWorker(db, settings)
-    await worker.start()
-    console.print("delivery worker running")
-    return [worker]

@@ -17,8 +17,6 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from fastapi import FastAPI
-
 from kamiyo.config import Settings
 from kamiyo.kit.timeutil import utcnow
 from kamiyo.ops.backup import BackupResult, backup_time, create_backup, list_backups
@@ -112,22 +110,3 @@ class BackupScheduler:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(self._task, timeout=30)
-
-
-def backups_wanted(settings: Settings) -> bool:
-    """In `serve` only when it runs the workers (`KAMIYO_RUN_WORKERS=1`, set by `kamiyo serve`), never in tests."""
-    return os.environ.get("KAMIYO_RUN_WORKERS") == "1" and settings.backup_interval_seconds > 0
-
-
-async def start_backups(app: FastAPI, settings: Settings) -> None:
-    app.state.backup_scheduler = None
-    if backups_wanted(settings):
-        scheduler = BackupScheduler(settings)
-        await scheduler.start()
-        app.state.backup_scheduler = scheduler
-
-
-async def stop_backups(app: FastAPI) -> None:
-    scheduler = getattr(app.state, "backup_scheduler", None)
-    if scheduler is not None:
-        await scheduler.stop()
