@@ -81,10 +81,6 @@ def async_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def is_sqlite(engine: AsyncEngine) -> bool:
-    return engine.dialect.name == "sqlite"
-
-
 # Map up to SQLite's default ceiling (2 GiB): a page read is a memory access, not a read() call. Index builds over
 # 1M rows took 13% less; the address space is virtual, the memory the page cache's (export streams turn it off).
 SQLITE_MMAP_BYTES = 2_147_418_112

@@ -28,6 +28,7 @@ class Tier:
     export: bool
     rank: int  # order of the plans, for "pro and up" checks and picking the best of several subscriptions
     stripe_price_setting: str | None  # name of the setting holding this tier's Stripe price id
+    submissions_per_day: int  # community submissions per user per UTC day
 
     def allows(self, feature: Feature) -> bool:
         return bool(getattr(self, feature))
@@ -48,13 +49,15 @@ class Tier:
 TIERS: dict[str, Tier] = {
     t.name: t
     for t in (
-        Tier("free", "Free", 0, 100, 0, 1, False, False, 0, None),
-        Tier("pro", "Pro", 49, 10_000, 0, 5, True, True, 1, "STRIPE_PRICE_PRO"),
-        Tier("team", "Team", 149, 100_000, 5, 20, True, True, 2, "STRIPE_PRICE_TEAM"),
-        Tier("enterprise", "Enterprise", 799, 1_000_000, 50, 100, True, True, 3, "STRIPE_PRICE_ENTERPRISE"),
+        Tier("free", "Free", 0, 100, 0, 1, False, False, 0, None, 5),
+        Tier("pro", "Pro", 49, 10_000, 0, 5, True, True, 1, "STRIPE_PRICE_PRO", 20),
+        Tier("team", "Team", 149, 100_000, 5, 20, True, True, 2, "STRIPE_PRICE_TEAM", 50),
+        Tier("enterprise", "Enterprise", 799, 1_000_000, 50, 100, True, True, 3, "STRIPE_PRICE_ENTERPRISE", 200),
     )
 }
 FREE = TIERS["free"]
+# Rows of the dashboard's CSV download without an account (with export, the whole filtered set).
+ANONYMOUS_CSV_ROWS = 10_000
 PAID_TIERS = tuple(name for name, tier in TIERS.items() if tier.stripe_price_setting)
 
 

@@ -11,8 +11,8 @@ from html import unescape
 import httpx
 import pytest
 
+from kamiyo import tiers
 from kamiyo.tiers import TIERS
-from kamiyo.web import router as web_router
 from tests.accounts.helpers import PASSWORD, add_user, running, settings_for
 from tests.billing.helpers import billing_settings
 from tests.billing.stripe_fake import FakeStripe, fake_stripe
@@ -197,7 +197,7 @@ async def test_upgrade_button_starts_stripe_checkout_and_billing_opens_the_porta
 async def test_csv_cap_is_lifted_for_plans_with_export(
     db_url: str, visitor: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(web_router, "CSV_ANON_LIMIT", 7)
+    monkeypatch.setattr(tiers, "ANONYMOUS_CSV_ROWS", 7)
     await add_user(db_url, "pro@example.com", tier="pro")
     await post_form(visitor, "/login", "/login", email="pro@example.com", password=PASSWORD)
     response = await visitor.get("/app/exploits.csv?chain=bsc")

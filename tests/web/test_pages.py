@@ -12,6 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from kamiyo import tiers
 from kamiyo.db import Database
 from kamiyo.exploits.models import Exploit
 from kamiyo.exploits.stats import compute_stats, refresh_days
@@ -137,7 +138,7 @@ async def test_csv_download_matches_the_filtered_api_set(client: httpx.AsyncClie
 async def test_csv_download_is_capped_for_anonymous_visitors(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(web_router, "CSV_ANON_LIMIT", 7)
+    monkeypatch.setattr(tiers, "ANONYMOUS_CSV_ROWS", 7)
     response = await client.get("/app/exploits.csv")
     assert len(list(csv.DictReader(io.StringIO(response.text)))) == 7
     assert "first 7 of" in _text((await client.get("/app/exploits")).text)

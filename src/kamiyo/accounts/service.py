@@ -150,12 +150,6 @@ async def authenticate(session: AsyncSession, email: str, password: str) -> User
     return user
 
 
-async def set_password(session: AsyncSession, user: User, password: str) -> None:
-    check_password(password)
-    user.password_hash = await hash_password(password)
-    user.updated_at = utcnow()
-
-
 async def set_tier(session: AsyncSession, user: User, tier: str) -> None:
     """Change the plan; endpoints and channels beyond the new limits are turned off (and back on after an upgrade)."""
     from kamiyo.delivery.plan_limits import apply_plan

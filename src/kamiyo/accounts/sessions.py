@@ -110,15 +110,6 @@ async def revoke_session(session: AsyncSession, token: str) -> None:
     )
 
 
-async def revoke_user_sessions(session: AsyncSession, user_id: int) -> None:
-    """Log a user out everywhere (e.g. after a password change)."""
-    await session.execute(
-        update(UserSession)
-        .where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    )
-
-
 def is_https(conn: HTTPConnection) -> bool:
     return conn.url.scheme == "https"
 

@@ -31,11 +31,9 @@ from kamiyo.kit.timeutil import utcnow
 from kamiyo.sources.base import Report as SourceReport
 from kamiyo.submissions.models import Submission
 from kamiyo.submissions.schemas import SubmissionIn
+from kamiyo.tiers import get_tier
 
 SOURCE = "community"
-# Submissions per user per UTC day, by tier. Kept here, not in kamiyo.tiers, until the tier table owner
-# decides whether they belong on the pricing page.
-DAILY_CAPS = {"free": 5, "pro": 20, "team": 50, "enterprise": 200}
 
 
 class DailyCapReached(KamiyoError):
@@ -44,7 +42,7 @@ class DailyCapReached(KamiyoError):
 
 
 def daily_cap(tier: str) -> int:
-    return DAILY_CAPS.get(tier, DAILY_CAPS["free"])
+    return get_tier(tier).submissions_per_day
 
 
 def _day_start(now: datetime) -> datetime:

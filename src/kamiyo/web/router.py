@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response, StreamingResponse
 
+from kamiyo import tiers
 from kamiyo.accounts.deps import OptionalUser
 from kamiyo.accounts.models import User
 from kamiyo.api_deps import SessionDep, get_database
@@ -28,7 +29,6 @@ from kamiyo.web.render import category_name, chain_name, moment, render_html
 
 router = APIRouter(include_in_schema=False)
 WINDOWS = ((1, "24 hours"), (7, "7 days"), (30, "30 days"))
-CSV_ANON_LIMIT = 10_000
 TOP_BREAKDOWN = 8
 
 
@@ -94,7 +94,7 @@ async def explorer(request: Request, session: SessionDep, user: OptionalUser) ->
 
 def csv_limit(user: User | None) -> int | None:
     """Rows a dashboard CSV may hold: all of them on plans with export, else the visitor's cap."""
-    return None if user is not None and get_tier(user.tier).allows("export") else CSV_ANON_LIMIT
+    return None if user is not None and get_tier(user.tier).allows("export") else tiers.ANONYMOUS_CSV_ROWS
 
 
 @router.get("/app/exploits.csv")
