@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.config import Settings
 from kamiyo.db import Database
-from kamiyo.kit.cursor import MAX_ROW_ID
+from kamiyo.paging import MAX_ROW_ID
 
 
 def row_id(description: str) -> Any:

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from typer.core import TyperGroup
 
-from kamiyo.accounts.commands import keys_app, users_app
+from kamiyo.cli_accounts import keys_app, users_app
 from kamiyo.cli_support import account_command, console, table_console, upgrade_database
 from kamiyo.cli_support import run as _run
 from kamiyo.config import get_settings
@@ -391,10 +391,10 @@ def worker(
     deliver: Annotated[bool, typer.Option("--deliver/--no-deliver", help="Run the delivery worker.")] = True,
 ) -> None:
     """Background work alone (next to `serve --no-workers`); stops on Ctrl-C or SIGTERM."""
-    from kamiyo.ingest.commands import run_worker
     from kamiyo.logging_setup import configure_logging
     from kamiyo.ops.inuse import ServerHold
     from kamiyo.ops.reporting import init_error_reporting
+    from kamiyo.workers import run_alone
 
     settings = get_settings()
     configure_logging(settings.log_level)
@@ -410,7 +410,7 @@ def worker(
 
         start_worker_metrics_server(settings.worker_metrics)
     try:
-        _run(run_worker(settings, ingest=ingest, deliver=deliver, console=console))
+        _run(run_alone(settings, ingest=ingest, deliver=deliver, say=console.print))
     finally:
         hold.release()
 

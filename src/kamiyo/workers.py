@@ -7,7 +7,11 @@ scheduled backup. Each has `start()`/`stop()`; `status` is what `/health` shows 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import signal
+from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from kamiyo.config import Settings
@@ -67,3 +71,26 @@ class Workers:
     async def stop(self) -> None:
         while self.parts:
             await self.parts.pop().stop()
+
+
+async def run_alone(settings: Settings, *, ingest: bool, deliver: bool, say: Callable[[str], None]) -> None:
+    """`kamiyo worker`: background work alone (beside `serve --no-workers`) until SIGINT/SIGTERM."""
+    db = Database(settings.database_url)
+    workers = Workers(db, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        if ingest and settings.offline:
+            say("[yellow]KAMIYO_OFFLINE is set: the ingest scheduler does not run")
+        running = await workers.start(ingest=ingest, deliver=deliver, backups=True)
+        if not running:
+            say("nothing to run")
+            return
+        say("running: " + "; ".join(running))
+        await stop.wait()
+    finally:
+        await workers.stop()
+        await db.dispose()

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends
 from kamiyo.accounts import service
 from kamiyo.accounts.deps import limit_webhook_mutations, require_feature
 from kamiyo.db import Database
+from kamiyo.delivery import plan_limits
 from tests.accounts.helpers import bearer, running, settings_for, user_with_key
 
 
@@ -55,7 +56,7 @@ async def test_a_higher_tier_applies_at_once_and_keeps_todays_count(db_url: str,
         async with database.session() as session:
             user = await service.get_user(session, user_id)
             assert user is not None
-            await service.set_tier(session, user, "team")
+            await plan_limits.set_tier(session, user, "team")
         r = await c.get("/api/v1/me", headers=bearer(key))
         assert r.headers["x-ratelimit-limit"] == "100000" and r.headers["x-ratelimit-remaining"] == "99998"
         assert r.json()["limits"]["webhooks"] == 5 and r.json()["tier"] == "team"

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from kamiyo.accounts import service as accounts
 from kamiyo.db import Database
+from kamiyo.delivery import plan_limits
 from kamiyo.delivery.filters import SubscriptionFilters
 from kamiyo.delivery.models import AlertChannel, UserWebhook, WebhookDelivery
 from kamiyo.delivery.queue import bump_subscriptions
@@ -101,7 +102,7 @@ async def make_user(db: Database, tier: str = "team", email: str | None = None) 
     """A user of `tier` and an API key for it."""
     async with db.session() as session:
         user = await accounts.create_user(session, email or f"u{next(_refs)}@example.com", "correct horse battery")
-        await accounts.set_tier(session, user, tier)
+        await plan_limits.set_tier(session, user, tier)
         _, key = await accounts.create_key(session, user.id, "tests")
         return user.id, key
 

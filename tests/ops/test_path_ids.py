@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from kamiyo.db import Database
-from kamiyo.kit.cursor import MAX_ROW_ID
+from kamiyo.paging import MAX_ROW_ID
 from kamiyo.web.setup import is_page_path
 from tests.accounts.helpers import PASSWORD, add_key, add_user, running, settings_for
 from tests.web.test_account_pages import csrf_of

@@ -21,6 +21,7 @@ from standardwebhooks import Webhook
 
 from kamiyo.accounts import service as accounts
 from kamiyo.db import Database
+from kamiyo.delivery import plan_limits
 from tests.support.services import http_server
 from tests.web.conftest import ARTIFACTS, LIVE_DATABASES, WIDTHS, Watched
 
@@ -281,7 +282,7 @@ def _add_user(database_url: str, email: str, password: str, tier: str) -> None:
         try:
             async with db.session() as session:
                 user = await accounts.create_user(session, email, password)
-                await accounts.set_tier(session, user, tier)
+                await plan_limits.set_tier(session, user, tier)
         finally:
             await db.dispose()
 

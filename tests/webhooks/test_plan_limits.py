@@ -7,9 +7,9 @@ import time
 
 from sqlalchemy import select
 
-from kamiyo.accounts import service as accounts
 from kamiyo.accounts.models import User
 from kamiyo.db import Database
+from kamiyo.delivery import plan_limits
 from kamiyo.delivery.models import AlertChannel, UserWebhook
 from kamiyo.delivery.plan_limits import apply_plan
 from tests.accounts.helpers import bearer
@@ -33,7 +33,7 @@ async def _set_tier(db: Database, user_id: int, tier: str) -> None:
     async with db.session() as session:
         user = await session.get(User, user_id)
         assert user is not None
-        await accounts.set_tier(session, user, tier)
+        await plan_limits.set_tier(session, user, tier)
 
 
 async def test_downgrade_turns_off_the_newest_and_upgrade_brings_them_back(database: Database) -> None:

@@ -150,15 +150,6 @@ async def authenticate(session: AsyncSession, email: str, password: str) -> User
     return user
 
 
-async def set_tier(session: AsyncSession, user: User, tier: str) -> None:
-    """Change the plan; endpoints and channels beyond the new limits are turned off (and back on after an upgrade)."""
-    from kamiyo.delivery.plan_limits import apply_plan
-
-    user.tier = check_tier(tier)
-    user.updated_at = utcnow()
-    await apply_plan(session, user.id, user.tier)
-
-
 # ---------------------------------------------------------------- API keys
 
 

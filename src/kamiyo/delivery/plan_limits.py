@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.accounts.models import User
+from kamiyo.accounts.service import check_tier
 from kamiyo.delivery.models import AlertChannel, UserWebhook
 from kamiyo.delivery.queue import bump_subscriptions
 from kamiyo.delivery.service import LimitReached, lock_owner
@@ -83,3 +84,11 @@ async def check_room_to_enable(session: AsyncSession, model: Any, user_id: int) 
             f"your {plan.name} plan allows {limit} enabled {WHAT[model]}; you have {enabled}",
             details={"limit": limit, "current": enabled, "tier": plan.name},
         )
+
+
+async def set_tier(session: AsyncSession, user: User, tier: str) -> PlanChange:
+    """Change a plan by hand (`kamiyo users set-tier`): endpoints and channels beyond the new limits are
+    turned off, and back on after an upgrade, as when Stripe changes it."""
+    user.tier = check_tier(tier)
+    user.updated_at = utcnow()
+    return await apply_plan(session, user.id, user.tier)

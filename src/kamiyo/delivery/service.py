@@ -19,8 +19,8 @@ from kamiyo.delivery.queue import WEBHOOKS, Claimed, Outcome, QueueKind, record
 from kamiyo.errors import InvalidInput, KamiyoError, NotFound
 from kamiyo.exploits.filters import ExploitFilters
 from kamiyo.exploits.service import list_exploits
-from kamiyo.kit.cursor import decode_cursor, encode_cursor
 from kamiyo.kit.timeutil import iso
+from kamiyo.paging import decode_cursor, encode_cursor
 
 SAMPLE_EXPLOIT: dict[str, Any] = {
     "id": 0,

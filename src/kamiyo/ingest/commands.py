@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import signal
 from collections.abc import Sequence
 from typing import Any
 
@@ -106,28 +103,3 @@ def sources_table(rows: Sequence[dict[str, Any]], offline: bool) -> Table:
             f"{row['score']:.3f}" if row.get("score") is not None else "-",
         )
     return table
-
-
-async def run_worker(settings: Settings, *, ingest: bool, deliver: bool, console: Console) -> None:
-    """Background work alone until SIGINT/SIGTERM (`kamiyo.workers`: what `kamiyo serve` runs in-process)."""
-    from kamiyo.workers import Workers
-
-    db = Database(settings.database_url)
-    workers = Workers(db, settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    try:
-        if ingest and settings.offline:
-            console.print("[yellow]KAMIYO_OFFLINE is set: the ingest scheduler does not run")
-        running = await workers.start(ingest=ingest, deliver=deliver, backups=True)
-        if not running:
-            console.print("nothing to run")
-            return
-        console.print("running: " + "; ".join(running))
-        await stop.wait()
-    finally:
-        await workers.stop()
-        await db.dispose()

@@ -23,7 +23,7 @@ from kamiyo.exploits import service
 from kamiyo.exploits.models import Exploit, is_public
 from kamiyo.intel import ids, stix
 from kamiyo.intel.keys import IncidentIndex
-from kamiyo.kit.cursor import decode_cursor, encode_cursor
+from kamiyo.paging import decode_cursor, encode_cursor
 from kamiyo.sources import REGISTRY
 
 MEDIA_TYPE = "application/taxii+json;version=2.1"

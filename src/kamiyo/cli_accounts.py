@@ -106,12 +106,12 @@ def users_set_tier(
     tier: Annotated[str, typer.Argument(help="free, pro, team or enterprise.")],
 ) -> None:
     """Set a user's tier by hand (billing without Stripe); it applies to their next request."""
-    from kamiyo.accounts import service
+    from kamiyo.delivery.plan_limits import set_tier
 
     _check_tier(tier)
 
     async def work(session: AsyncSession) -> None:
-        await service.set_tier(session, await _user_by_email(session, email), tier)
+        await set_tier(session, await _user_by_email(session, email), tier)
 
     account_command(work)
     console.print(f"{email.strip().lower()} is now on the {tier} tier")
