@@ -65,6 +65,8 @@ CHAINS: dict[str, Chain] = {
         Chain("hyperevm", "HyperEVM", "https://hyperevmscan.io", "evm", ("hyperliquid", "hyperliquidevm")),
         Chain("unichain", "Unichain", "https://uniscan.xyz", "evm", ()),
         Chain("mode", "Mode", "https://modescan.io", "evm", ()),
+        Chain("core", "Core", "https://scan.coredao.org", "evm", ("coredao", "corechain")),
+        Chain("pulsechain", "PulseChain", "https://scan.pulsechain.com", "evm", ()),
         Chain("solana", "Solana", "https://solscan.io", "solana", ("sol",)),
         Chain("bitcoin", "Bitcoin", "https://mempool.space", "bitcoin", ("btc",)),
         Chain("tron", "Tron", "https://tronscan.org/#", "tron", ("trx",)),
