@@ -7,17 +7,21 @@ hand from the raw file named in the comment (a JSON field, an HTML element), not
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
 
 from kamiyo.ingest.runner import fetch_reports
-from kamiyo.sources import REGISTRY
+from kamiyo.sources import REGISTRY, rekt
 from kamiyo.sources.base import Report
 from kamiyo.sources.http import Fetcher, FetchPolicy, SourceContext, new_client
 from tests.sources.fixture_server import FixtureServer, fixture_server
+
+REAL = Path(__file__).resolve().parents[1] / "fixtures" / "real"
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +86,73 @@ async def test_slowmist_page_golden_values(server: FixtureServer, http: httpx.As
     assert by_name["UXLINK"].amount_text == "$11,300,000"
     assert by_name["Yala"].url == "https://blog.yala.org/yala-post-mortem-september-14/"
     assert by_name["Aqua"].source_ref == "2025-09-08|Aqua"
+
+
+# --- rekt.news: tests/fixtures/sources/rekt/index.html, the real home page (12 <article class="post">) -------
+# (h5.post-title, <time>, first dollar amount of section.post-excerpt); the page's four other titles are editorials.
+REKT = [
+    ("SBI Crypto", day(2025, 10, 3), 24e6, "https://rekt.news/sbi-crypto-rekt"),  # "drained for $24 million"
+    ("Hypervault", day(2025, 9, 30), 4.64e6, "https://rekt.news/hypervault-rugged"),  # "Hypervault - Rugged"
+    ("GriffinAI", day(2025, 9, 26), 3e6, "https://rekt.news/griffinai-rekt"),  # "$GAIN" is a token, "$3 million"
+    ("UXLink", day(2025, 9, 25), 41e6, "https://rekt.news/uxlink-rekt"),
+    ("New Gold Protocol", day(2025, 9, 19), 2e6, "https://rekt.news/newgold-protocol-rekt"),
+    ("Shibarium", day(2025, 9, 16), 3e6, "https://rekt.news/shibarium-rekt"),
+    ("Swissborg", day(2025, 9, 10), 41.5e6, "https://rekt.news/swissborg-rekt"),  # "192.6K SOL" has no "$"
+    ("Bunni", day(2025, 9, 9), 8.4e6, "https://rekt.news/bunni-rekt"),
+]
+REKT_EDITORIALS = {
+    "https://rekt.news/parabolic-mirage",  # "Parabolic Mirage": MYX Finance wash trading and Sybil farming, no hack
+    "https://rekt.news/who-got-rugged",  # "Who Got Rugged?": "the project remains unknown"
+    "https://rekt.news/npm-heist",  # "The Great npm Heist That Wasn't": an npm package takeover, not a DeFi victim
+    "https://rekt.news/cutting-corners",  # "Cutting Corners": an essay on bug bounty economics
+}
+
+
+async def test_rekt_index_page_golden_values(server: FixtureServer, http: httpx.AsyncClient) -> None:
+    """No feed at the URL: the real fetch falls back to the site's HTML index, the real recording."""
+    reports = await fetched("rekt", server, http, endpoint="no-feed.xml")
+    assert [(r.protocol, r.timestamp, r.amount_usd, r.url) for r in reports] == REKT
+    assert not {r.url for r in reports} & REKT_EDITORIALS
+    sbi = reports[0]
+    assert sbi.reported_at == sbi.timestamp and sbi.source_ref == "sbi-crypto-rekt"
+    assert sbi.description is not None and sbi.description.startswith("Japan's SBI Crypto")  # "&#x27;" decoded
+
+
+async def test_rekt_feed_keeps_the_same_post_mortems(server: FixtureServer, http: httpx.AsyncClient) -> None:
+    reports = await fetched("rekt", server, http)  # the RSS built from the same 12 articles
+    assert [r.protocol for r in reports] == [name for name, *_ in REKT]
+
+
+def test_rekt_scrape_titles_name_victims_only_in_post_mortems() -> None:
+    """A third-party scrape of rekt (42 items, 30 of them "Untitled" tag and page links): eight post-mortems."""
+    items = json.loads((REAL / "rekt" / "ruiyeshi_rekt_news_titles.json").read_text())
+    named = [(name, item["url"]) for item in items if (name := rekt.incident_name(item["title"]))]
+    assert named == [
+        ("SBI Crypto", "https://rekt.news/sbi-crypto-rekt"),
+        ("UXLink", "https://rekt.news/uxlink-rekt"),
+        ("Hypervault", "https://rekt.news/hypervault-rugged"),
+        ("New Gold Protocol", "https://rekt.news/newgold-protocol-rekt"),
+        ("GriffinAI", "https://rekt.news/griffinai-rekt"),
+        ("Shibarium", "https://rekt.news/shibarium-rekt"),
+        ("Bunni", "https://rekt.news/bunni-rekt"),
+        ("Swissborg", "https://rekt.news/swissborg-rekt"),
+    ]
+    assert sum(item["title"] == "Untitled" for item in items) == 30
+
+
+@pytest.mark.parametrize(
+    ("title", "name"),
+    [
+        ("Radiant Capital - Rekt II", "Radiant Capital"),
+        ("Wintermute - REKT 2", "Wintermute"),
+        ("Mango Markets \u2013 Rekt", "Mango Markets"),
+        ("Curve, Vyper - Rekt", "Curve, Vyper"),
+        ("Hypervault - Rugged", "Hypervault"),
+        ("Who Got Rugged?", None),
+        ("Cutting Corners", None),
+        ("Untitled", None),
+        ("- Rekt", None),
+    ],
+)
+def test_rekt_title_rule(title: str, name: str | None) -> None:
+    assert rekt.incident_name(title) == name
