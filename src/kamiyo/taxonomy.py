@@ -67,6 +67,7 @@ CHAINS: dict[str, Chain] = {
         Chain("mode", "Mode", "https://modescan.io", "evm", ()),
         Chain("core", "Core", "https://scan.coredao.org", "evm", ("coredao", "corechain")),
         Chain("pulsechain", "PulseChain", "https://scan.pulsechain.com", "evm", ()),
+        Chain("monad", "Monad", "https://monadscan.com", "evm", ()),
         Chain("solana", "Solana", "https://solscan.io", "solana", ("sol",)),
         Chain("bitcoin", "Bitcoin", "https://mempool.space", "bitcoin", ("btc",)),
         Chain("tron", "Tron", "https://tronscan.org/#", "tron", ("trx",)),

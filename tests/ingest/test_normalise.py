@@ -186,6 +186,7 @@ def test_parse_usd_more_shapes(text: str | None, expected: float | None) -> None
         ("PulseChain", "pulsechain"),
         (1116, "core"),
         (369, "pulsechain"),
+        (143, "monad"),
         ("56", "bsc"),
         (56, "bsc"),
         (1, "ethereum"),

@@ -156,3 +156,70 @@ def test_rekt_scrape_titles_name_victims_only_in_post_mortems() -> None:
 )
 def test_rekt_title_rule(title: str, name: str | None) -> None:
     assert rekt.incident_name(title) == name
+
+
+# --- DeFi-Hack-Chronicle: tests/fixtures/sources/defihack_chronicle/index.json (24 files) and hacks/*.json -----
+# (id, protocol, attackTime.startTime, primary chain, estimatedLoss.totalUSD, attack tx hashes on that chain).
+GRAVITY_EXPLOITS = (
+    "0xfce883a8f9a4f3479cce1368b99287973ab40451ac092f5a41e1e09eecab5044",
+    "0xd3cdfa10be4f0cde6b3f294856a8bdd840983dcef29a5dc24c70c36e2d7f9ef0",
+    "0x59e52302c53e862fcf833b61eb851ff66e098e3d29db19fd66e5a04734eeb84b",
+    "0x469274f4edd45ec3284bf60de8eb30086222745f8f8c8b6a955137feed41281d",
+)  # its funding, consolidation and laundering txs are not the attack's
+CHRONICLE = {
+    "TheDAO-20160617": (  # seven exploit txs and one setup tx, all on Ethereum
+        "The DAO", datetime(2016, 6, 17, 3, 34, 48, tzinfo=UTC), "ethereum", 55_700_000,
+        "0x0ec3f2488a93839524add10ea229e773f6bc891b4eb4794c3337d4495263790b", ..., 8,
+    ),
+    "HarvestFinance-20201026": (  # manipulation and drain txs; the recovery tx (funds returned) is not the attack
+        "Harvest Finance", datetime(2020, 10, 26, 2, 59, 55, tzinfo=UTC), "ethereum", 24_000_000,
+        "0x0fc6d2ca064fc841bc9b1c1fad1fbb97bcea5c9a1b2b66ef837f1227e06519a6",
+        "0x9d093325272701d63fdafb0af2d89c7e23eaf18be1a51c580d9bce89987a2dc1",
+        "0x53fae6f1d6b8a76a666a0bf7f9c724e6006465e544f89f1515b939d8911e8c58",
+    ),
+    "RadiantCapital-20241016": (  # listed under 2024-10-16; the Arbitrum tx was mined 23:01:06 UTC the day before
+        "Radiant Capital", datetime(2024, 10, 15, 23, 1, 6, tzinfo=UTC), "arbitrum", 53_000_000,
+        "0x7856552db409fe51e17339ab1e0e1ce9c85d68bf0f4de4c110fc4e372ea02fb1",
+        "0xab34055320676b35d4c6c5936dabc4101b45eda0d66b94ee02f10a96e8a1dd45",  # the failed attempt; BSC's tx is aside
+    ),
+    "DriftProtocol-20260401": (
+        "Drift Protocol", datetime(2026, 4, 1, 16, 5, 18, tzinfo=UTC), "solana", 285_257_820,
+        "2HvMSgDEfKhNryYZKhjowrBY55rUx5MWtcWkG9hqxZCFBaTiahPwfynP1dxBSRk9s5UTVc8LFeS4Btvkm9pc2C4H",
+        "4BKBmAJn6TdsENij7CsVbyMVLJU1tX27nfrMM1zgKv1bs2KJy6Am2NqdA3nJm4g9C6eC64UAf5sNs974ygB9RsN1",
+        "4a5962Rdqd9pkXtk9DMQ9ZYhdGb2k9gPw71GvukJgELhxbCY5gm1c1hhKdwuGefyqJ3XMvihUTDNDn3qbXnst82X",
+        "5V72ZK1WejP5Mh3uryEy6BZCV6ukSAnZBFSvHTqfD4NS38xKJUuh4RV5F8D4tDbgMsB2dcTJyZf7hLxH34nCRHRE",
+        "BkUZ8nss1api3b4sFUDZAU81k2R2Y6SB4J77GF14UPrCeYGfRFaay1StPpwGTL86d1kJArWhiNi8xdAfR1AeVb6",  # the setup tx
+    ),  # the Ethereum funding tx is aside
+    "TransitFinance-20260511": (  # its second "tron" hash carries a 0x prefix, which no Tron tx id has
+        "Transit Finance", datetime(2026, 5, 11, 1, 20, 21, tzinfo=UTC), "tron", 1_880_000,
+        "1d0c6b88eedfb23e7bc10d0332ed7204b11182c70e3e7c591c7a247009ad0553",
+    ),
+    "EchoProtocol-20260518": (  # "confined to Monad": only Ethereum laundering txs are listed, none is the attack's
+        "Echo Protocol", datetime(2026, 5, 18, 12, 0, tzinfo=UTC), "monad", 816_000,
+    ),
+    "RetoSwap-20260520": (  # Monero, which Kamiyo does not track; its "txHash" values are event labels
+        "RetoSwap", datetime(2026, 5, 20, 2, 31, tzinfo=UTC), None, 2_700_000,
+    ),
+    "GravityBridge-20260530": (
+        "Gravity Bridge", datetime(2026, 5, 30, 0, 51, 35, tzinfo=UTC), "ethereum", 5_400_000, *GRAVITY_EXPLOITS,
+    ),
+}  # fmt: skip
+
+
+async def test_chronicle_golden_values(server: FixtureServer, http: httpx.AsyncClient) -> None:
+    reports = {r.source_ref: r for r in await fetched("defihack_chronicle", server, http)}
+    assert len(reports) == 24  # index.json lists 24 files, each fetched
+    for ref, (protocol, when, chain, usd, *hashes) in CHRONICLE.items():
+        report = reports[ref]
+        assert (report.protocol, report.timestamp, report.chain, report.amount_usd) == (protocol, when, chain, usd)
+        assert report.tx_hash == (hashes[0] if hashes else None), ref
+        if ... in hashes:  # only the primary hash and the number of hashes given
+            assert len(report.tx_hashes) == hashes[-1], ref
+        else:
+            assert report.tx_hashes == tuple(hashes), ref
+    dao = reports["TheDAO-20160617"]
+    assert dao.attacker_address == "0x969837498944ae1dc0dcac2d0c65634c88729b2d"
+    assert (
+        dao.url
+        == "https://github.com/DeFiHackLabs/DeFi-Hack-Chronicle/blob/main/public/data/hacks/20160617-TheDAO.json"
+    )

@@ -151,6 +151,7 @@ CHAIN_IDS: dict[int, str] = {
     1088: "metis", 1666600000: "harmony", 1313161554: "aurora", 2222: "kava", 128: "heco", 66: "okc",
     1101: "polygon_zkevm", 1329: "sei", 80094: "berachain", 146: "sonic", 999: "hyperevm",
     130: "unichain", 34443: "mode", 728126428: "tron", 1116: "core", 369: "pulsechain",
+    143: "monad",
 }  # fmt: skip
 
 # Explorer hosts not derivable from taxonomy.CHAINS[...].explorer.
