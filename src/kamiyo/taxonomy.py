@@ -62,7 +62,9 @@ CHAINS: dict[str, Chain] = {
         Chain("sei", "Sei", "https://seitrace.com", "evm", ()),
         Chain("berachain", "Berachain", "https://berascan.com", "evm", ("bera",)),
         Chain("sonic", "Sonic", "https://sonicscan.org", "evm", ()),
-        Chain("hyperevm", "HyperEVM", "https://hyperevmscan.io", "evm", ("hyperliquid", "hyperliquidevm")),
+        Chain(
+            "hyperevm", "HyperEVM", "https://hyperevmscan.io", "evm", ("hyperliquid", "hyperliquidevm", "hyperliquidl1")
+        ),
         Chain("unichain", "Unichain", "https://uniscan.xyz", "evm", ()),
         Chain("mode", "Mode", "https://modescan.io", "evm", ()),
         Chain("core", "Core", "https://scan.coredao.org", "evm", ("coredao", "corechain")),

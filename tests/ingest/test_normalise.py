@@ -187,6 +187,7 @@ def test_parse_usd_more_shapes(text: str | None, expected: float | None) -> None
         (1116, "core"),
         (369, "pulsechain"),
         (143, "monad"),
+        ("Hyperliquid L1", "hyperevm"),  # DeFiLlama's name
         ("56", "bsc"),
         (56, "bsc"),
         (1, "ethereum"),

@@ -223,3 +223,42 @@ async def test_chronicle_golden_values(server: FixtureServer, http: httpx.AsyncC
         dao.url
         == "https://github.com/DeFiHackLabs/DeFi-Hack-Chronicle/blob/main/public/data/hacks/20160617-TheDAO.json"
     )
+
+
+# --- DeFiLlama: tests/fixtures/sources/defillama/hacks, the real snapshot in api.llama.fi/hacks's shape -------
+# (source_ref, name, `date` unix seconds as a UTC day, `chain` list, `amount`, `returnedFunds`, `source`).
+DEFILLAMA = [
+    ("PRXVT|2026-01-01", "PRXVT", day(2026, 1, 1), "base", 97_000, None,  # date 1767225600, the newest
+     "https://x.com/CertiKAlert/status/2006653156927889666"),
+    ("HyperVault|2025-09-26", "HyperVault", day(2025, 9, 26), "hyperevm", 3_600_000, None,  # "Hyperliquid L1"
+     "https://x.com/PeckShieldAlert/status/1971476404173930660"),
+    ("Corepound|2025-09-23", "Corepound", day(2025, 9, 23), "core", 430_000, None,  # "CORE"
+     "https://x.com/coreecosystem/status/1970584860516651113"),
+    ("BetterBank|2025-08-26", "BetterBank", day(2025, 8, 26), "pulsechain", 5_000_000, None,
+     "https://x.com/BetterBank_io/status/1960409391628189749"),
+    ("LND|2025-05-09", "LND", day(2025, 5, 9), "multichain", 1_300_000, None,  # "Sonic", "Hyperliquid L1"
+     "https://x.com/Lnd_fi/status/1920705062143250845"),
+    ("Bybit|2025-02-21", "Bybit", day(2025, 2, 21), "ethereum", 1_400_000_000, 1_400_000_000,  # as DeFiLlama states
+     "https://x.com/benbybit/status/1892963530422505586"),
+    ("Nomad|2022-08-01", "Nomad", day(2022, 8, 1), "ethereum", 190_000_000, None,
+     "https://twitter.com/samczsun/status/1554252024723546112?s=20&t=mesLZTckBsl_X2_KbGcEHQ"),
+    ("Poly Network|2021-08-10", "Poly Network", day(2021, 8, 10), "multichain", 611_000_000, None,
+     "https://slowmist.medium.com/the-root-cause-of-poly-network-being-hacked-ec2ee1b0c68f"),
+    ("Merlin|2021-05-26", "Merlin", day(2021, 5, 26), "bsc", 550_000, None,  # two entries that day:
+     "https://rekt.news/merlin2-rekt/"),
+    ("Merlin|2021-05-26#2", "Merlin", day(2021, 5, 26), "bsc", 680_000, None,  # the larger one is "#2"
+     "https://rekt.news/merlinlabs-rekt/"),
+    ("The DAO|2016-06-17", "The DAO", day(2016, 6, 17), "ethereum", 60_000_000, None,  # the oldest
+     "https://ogucluturk.medium.com/the-dao-hack-explained-unfortunate-take-off-of-smart-contracts-2bd8c8db3562"),
+]  # fmt: skip
+
+
+async def test_defillama_golden_values(server: FixtureServer, http: httpx.AsyncClient) -> None:
+    reports = {r.source_ref: r for r in await fetched("defillama", server, http)}
+    assert len(reports) == 448
+    for ref, name, when, chain, usd, returned, url in DEFILLAMA:
+        report = reports[ref]
+        got = (report.protocol, report.timestamp, report.chain, report.amount_usd, report.recovered_usd, report.url)
+        assert got == (name, when, chain, usd, returned, url), ref
+        assert report.tx_hash is None  # DeFiLlama gives no tx hashes
+    assert reports["Poly Network|2023-07-02"].amount_usd == 5_000_000  # the second Poly Network incident
