@@ -62,9 +62,14 @@ CHAINS: dict[str, Chain] = {
         Chain("sei", "Sei", "https://seitrace.com", "evm", ()),
         Chain("berachain", "Berachain", "https://berascan.com", "evm", ("bera",)),
         Chain("sonic", "Sonic", "https://sonicscan.org", "evm", ()),
-        Chain("hyperevm", "HyperEVM", "https://hyperevmscan.io", "evm", ("hyperliquid", "hyperliquidevm")),
+        Chain(
+            "hyperevm", "HyperEVM", "https://hyperevmscan.io", "evm", ("hyperliquid", "hyperliquidevm", "hyperliquidl1")
+        ),
         Chain("unichain", "Unichain", "https://uniscan.xyz", "evm", ()),
         Chain("mode", "Mode", "https://modescan.io", "evm", ()),
+        Chain("core", "Core", "https://scan.coredao.org", "evm", ("coredao", "corechain")),
+        Chain("pulsechain", "PulseChain", "https://scan.pulsechain.com", "evm", ()),
+        Chain("monad", "Monad", "https://monadscan.com", "evm", ()),
         Chain("solana", "Solana", "https://solscan.io", "solana", ("sol",)),
         Chain("bitcoin", "Bitcoin", "https://mempool.space", "bitcoin", ("btc",)),
         Chain("tron", "Tron", "https://tronscan.org/#", "tron", ("trx",)),

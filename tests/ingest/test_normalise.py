@@ -181,6 +181,13 @@ def test_parse_usd_more_shapes(text: str | None, expected: float | None) -> None
         ("zkSync Era", "zksync"),
         ("sei", "sei"),
         ("polygon_zkevm", "polygon_zkevm"),
+        ("CORE", "core"),  # DeFiLlama's name for Core DAO's chain
+        ("Core DAO", "core"),
+        ("PulseChain", "pulsechain"),
+        (1116, "core"),
+        (369, "pulsechain"),
+        (143, "monad"),
+        ("Hyperliquid L1", "hyperevm"),  # DeFiLlama's name
         ("56", "bsc"),
         (56, "bsc"),
         (1, "ethereum"),
@@ -312,6 +319,8 @@ def test_category_rules_use_canonical_slugs() -> None:
         (f"https://tronscan.org/#/transaction/{BTC_TX}", "tron", BTC_TX),
         ("0x" + BTC_TX, "bitcoin", None),
         (BTC_TX, "ethereum", None),
+        (f"https://suiscan.xyz/mainnet/account/{EVM_TX}/activity", "sui", None),  # an account id, not a tx
+        (f"https://bscscan.com/address/{EVM_TX[:42]}", None, None),
         ("https://x.com/peckshield/status/1463113809111896065", None, None),
         ("N/A", None, None),
         (None, "ethereum", None),

@@ -51,7 +51,7 @@ async def test_round_books_health_that_sources_and_health_show(db_url: str, serv
         health = (await client.get("/health")).json()
     assert sources["defillama"]["healthy"] is False and "HTTP 500" in sources["defillama"]["last_error"]
     assert sources["defillama"]["consecutive_failures"] == 1
-    assert sources["rekt"]["healthy"] is True and sources["rekt"]["items"] == 12
+    assert sources["rekt"]["healthy"] is True and sources["rekt"]["items"] == 8
     assert sources["rekt"]["last_success_at"] and sources["rekt"]["latency_ms"] > 0
     assert health["status"] == "degraded" and health["sources"]["failing"] == ["defillama"]
     assert health["sources"]["total"] == len(REGISTRY) and health["workers"]["ingest"] == "offline"

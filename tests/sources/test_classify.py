@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from kamiyo.sources._classify import (
+    chains_named,
     extract,
     extract_amount,
     extract_chain,
@@ -140,6 +141,16 @@ def test_chain_comes_from_explorer_links_then_one_unambiguous_mention() -> None:
     assert extract_chain("drained on the Base network") == "base"
     assert extract_chain("the base rate of attacks") is None  # lower-case "base" is a word, not the chain
     assert extract_chain("bridged from Ethereum to Solana") is None  # two chains: no guess
+
+
+def test_every_named_chain_in_order_explorer_links_first() -> None:
+    assert chains_named("minted on BSC after a peer was set on Ethereum") == ("bsc", "ethereum")
+    assert chains_named("exploited on Ethereum and UniChain") == ("ethereum", "unichain")
+    assert chains_named("a DeFi protocol on Sui", ["https://suiscan.xyz/mainnet/account/0x01"]) == ("sui",)
+    assert chains_named("built on the Core DAO blockchain") == ("core",)
+    assert chains_named("The PulseChain-based project") == ("pulsechain",)
+    assert chains_named("on BSC", ["https://etherscan.io/tx/0x" + "a" * 64]) == ("ethereum", "bsc")
+    assert chains_named("swapped 1,636 ETH and 21,770 SOL; the core team") == ()  # assets and words, not chains
 
 
 def test_facts_of_an_alert_post() -> None:

@@ -170,4 +170,4 @@ async def test_a_slow_source_is_cut_at_its_deadline_while_the_other_finishes(
     finally:
         await db.dispose()
     assert slow.failed and "within 0.5 s" in (slow.error or "")
-    assert fast.status == "ok" and fast.items >= 12 and fast.latency_ms < slow.latency_ms
+    assert fast.status == "ok" and fast.items >= 8 and fast.latency_ms < slow.latency_ms

@@ -150,7 +150,8 @@ CHAIN_IDS: dict[int, str] = {
     42220: "celo", 59144: "linea", 534352: "scroll", 324: "zksync", 5000: "mantle", 81457: "blast",
     1088: "metis", 1666600000: "harmony", 1313161554: "aurora", 2222: "kava", 128: "heco", 66: "okc",
     1101: "polygon_zkevm", 1329: "sei", 80094: "berachain", 146: "sonic", 999: "hyperevm",
-    130: "unichain", 34443: "mode", 728126428: "tron",
+    130: "unichain", 34443: "mode", 728126428: "tron", 1116: "core", 369: "pulsechain",
+    143: "monad",
 }  # fmt: skip
 
 # Explorer hosts not derivable from taxonomy.CHAINS[...].explorer.
@@ -304,13 +305,16 @@ _EVM_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _SOLANA_ADDRESS = re.compile(_BASE58 + r"{32,44}")
 _TX_SEGMENTS = frozenset({"tx", "txs", "transaction", "transactions", "txn"})
 _ADDRESS_SEGMENTS = frozenset({"address", "token", "account", "accounts"})
+_OBJECT_SEGMENTS = _TX_SEGMENTS | _ADDRESS_SEGMENTS
 
 
 def _url_candidates(url: str, keywords: frozenset[str]) -> list[str]:
     """Path (and "#/..." fragment) segments of an explorer URL that may hold the id.
 
-    Those after a keyword segment ("tx", "address"); without one, every segment, but only for
-    known explorer hosts (so an article URL never yields a "hash").
+    Those after a keyword segment ("tx", "address"); none when the URL names the other kind of
+    object (".../account/<id>" is never a transaction: Sui account ids look like tx hashes);
+    without a keyword, every segment, but only for known explorer hosts (so an article URL never
+    yields a "hash").
     """
     try:
         parts = urlsplit(url)
@@ -320,6 +324,8 @@ def _url_candidates(url: str, keywords: frozenset[str]) -> list[str]:
     for i, segment in enumerate(segments):
         if segment.lower() in keywords:
             return segments[i + 1 :]
+        if segment.lower() in _OBJECT_SEGMENTS:
+            return []
     host = (parts.hostname or "").removeprefix("www.")
     return segments if host in _EXPLORER_HOSTS or host in _PATH_CHAIN_HOSTS else []
 

@@ -170,11 +170,11 @@ _URL = re.compile(r"https?://[^\s<>\"')\]]+")
 # Chains named in prose: case-insensitive unambiguous names, and capitalised-only ambiguous ones.
 _CHAIN_WORDS = re.compile(
     r"\b(ethereum|bnb chain|bnb smart chain|binance smart chain|bsc|arbitrum|optimism|polygon|avalanche|solana|"
-    r"tron|fantom|zksync|starknet|berachain|hyperliquid|cardano|aptos|bitcoin)\b",
+    r"tron|fantom|zksync|starknet|berachain|hyperliquid|cardano|aptos|bitcoin|unichain|pulsechain|core dao)\b",
     re.I,
 )
 _CHAIN_LABEL = re.compile(r"(?im)^\W*(?:chain|network|blockchain)\s*:\s*#?([A-Za-z][\w ]{1,24})")
-_CHAIN_CAPS = re.compile(r"\b(?:on|the) #?(Base|Sui|Sonic|Blast|Linea|Scroll|Mantle|Mode|TON|NEAR|Sei|Unichain)\b")
+_CHAIN_CAPS = re.compile(r"\b(?:on|the) #?(Base|Sui|Sonic|Blast|Linea|Scroll|Mantle|Mode|TON|NEAR|Sei)\b")
 
 _CATEGORY_RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (slug, re.compile(rx))
@@ -341,17 +341,32 @@ def extract_amount(*texts: str) -> tuple[float | None, str | None]:
     return None, None
 
 
+def _labelled_chain(text: str) -> str | None:
+    label = _CHAIN_LABEL.search(text)
+    return normalise_chain(label.group(1).strip()) if label else None
+
+
+def _mentioned_chains(text: str) -> list[str]:
+    """Chains named in prose, in the order the text names them."""
+    mentions = sorted([*_CHAIN_WORDS.finditer(text), *_CHAIN_CAPS.finditer(text)], key=lambda m: m.start())
+    return [chain for m in mentions if (chain := normalise_chain(m.group(1)))]
+
+
 def extract_chain(text: str, links: Iterable[str] = ()) -> str | None:
     """Chain of the first explorer link; else the one chain the text names (None when it names several)."""
     for link in links:
         if chain := chain_from_url(link):
             return chain
-    if (label := _CHAIN_LABEL.search(text)) and (chain := normalise_chain(label.group(1).strip())):
+    if chain := _labelled_chain(text):
         return chain
-    named = {normalise_chain(m.group(1)) for m in _CHAIN_WORDS.finditer(text)}
-    named |= {normalise_chain(m.group(1)) for m in _CHAIN_CAPS.finditer(text)}
-    named.discard(None)
+    named = set(_mentioned_chains(text))
     return named.pop() if len(named) == 1 else None
+
+
+def chains_named(text: str, links: Iterable[str] = ()) -> tuple[str, ...]:
+    """Every chain an item names, once each: explorer links first, then a "Chain:" label, then the prose in order."""
+    found = [chain_from_url(link) for link in links] + [_labelled_chain(text), *_mentioned_chains(text)]
+    return tuple(dict.fromkeys(chain for chain in found if chain))
 
 
 def extract_tx_hashes(text: str, links: Iterable[str] = (), chain: str | None = None) -> tuple[str, ...]:

@@ -41,6 +41,8 @@ CATEGORY_MAP = {
     "forged_message": "bridge",
 }
 EXPLOIT_ROLES = ("exploit", "drain", "manipulation", "privilege_escalation")
+# Transactions around the attack, not of it: money in and out, returns, on-chain messages.
+AFTERMATH_ROLES = ("funding", "laundering", "launder", "consolidation", "recovery", "message", "white_hat_message")
 CONCURRENCY = 8
 
 
@@ -54,19 +56,19 @@ def _category(values: list[Any]) -> str:
 
 
 def _tx_hashes(doc: dict[str, Any], default_chain: str | None) -> tuple[tuple[str, ...], str | None]:
-    """The chain of the first exploit-role tx, and the incident's valid hashes on that chain
-    (exploit-role first); txs on other chains (funding, laundering) stay in `raw`."""
-    txs = [t for t in doc.get("transactions") or [] if isinstance(t, dict)]
+    """The chain of the first exploit-role tx (else the first listed chain), and the attack's valid hashes
+    on that chain, exploit-role first. Funding, laundering and recovery txs are not the attack's (Echo
+    Protocol lists only its Ethereum laundering: the attack was on Monad); they, and txs on other chains,
+    stay in `raw`."""
+    txs = [t for t in doc.get("transactions") or [] if isinstance(t, dict) and t.get("role") not in AFTERMATH_ROLES]
     ordered = sorted(txs, key=lambda t: 0 if t.get("role") in EXPLOIT_ROLES else 1)
-    valid: list[tuple[str, str | None]] = []
+    valid: list[tuple[str, str | None, bool]] = []
     for tx in ordered:
         chain = normalise_chain(str(tx.get("blockchain") or "")) or default_chain
         if value := normalise_tx_hash(str(tx.get("txHash") or ""), chain):
-            valid.append((value, chain))
-    if not valid:
-        return (), None
-    chain = valid[0][1]
-    return tuple(dict.fromkeys(value for value, on in valid if on == chain)), chain
+            valid.append((value, chain, tx.get("role") in EXPLOIT_ROLES))
+    chain = valid[0][1] if valid and (valid[0][2] or default_chain is None) else default_chain
+    return tuple(dict.fromkeys(value for value, on, _ in valid if on == chain)), chain
 
 
 def _attacker(doc: dict[str, Any]) -> str | None:

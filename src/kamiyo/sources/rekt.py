@@ -7,6 +7,11 @@ HTML (`https://rekt.news/`): `<article class="post">` with `h5.post-title > a[hr
 unreachable or not RSS, the fallback URL is the feed URL's site root (so a KAMIYO_SOURCE_URLS
 override of `…/feed.xml` falls back to `…/`). rekt gives no tx hashes; the loss is read from the
 excerpt's first dollar amount, the publication time is both the report and the incident time.
+
+Only incident post-mortems are reports. rekt titles them "<Name> - Rekt" ("- Rugged", "- Rekt II",
+"- REKT 2"); every other title is an editorial that names no victim: an essay ("Cutting Corners"), a
+riddle ("Who Got Rugged?": "the project remains unknown"), an investigation without a hack ("Parabolic
+Mirage"), a non-DeFi story ("The Great npm Heist That Wasn't"), or a scraper's "Untitled".
 """
 
 from __future__ import annotations
@@ -23,13 +28,16 @@ from kamiyo.sources.http import FetchContext, FetchError
 
 NAME = "rekt"
 SITE = "https://rekt.news/"
-_TITLE_SUFFIX = re.compile(r"\s*[-–—:]\s*(?:rekt|rugged|rekt\s+ii+|rekt\s+\d+|rug\s*pulled?)\s*(?:ii+|\d+)?\s*$", re.I)
+_INCIDENT_TITLE = re.compile(
+    r"^(?P<name>.*?\S)\s+[-–—:]\s*(?:rekt|rugged|rug\s*pulled?)(?:\s*(?:ii+|\d+|pt\.?\s*\d+))?\s*$", re.I
+)
 _DOLLARS = re.compile(r"\$\s?\d[\d,.]*\s*(?:thousand|million|billion|[kmb])?\b", re.I)
-_NON_INCIDENT = re.compile(r"\b(?:podcast|newsletter|interview|weekly|editorial|opinion|leaderboard)\b", re.I)
 
 
-def _protocol(title: str) -> str:
-    return _TITLE_SUFFIX.sub("", title).strip() or title.strip()
+def incident_name(title: str) -> str | None:
+    """The victim named by an incident post-mortem title ("Bunni - Rekt" -> "Bunni"); None for an editorial."""
+    match = _INCIDENT_TITLE.match(" ".join(title.split()))
+    return match.group("name") if match else None
 
 
 def _slug(link: str) -> str:
@@ -40,7 +48,8 @@ def _slug(link: str) -> str:
 def _report(title: str, link: str, when_text: str, excerpt: str, tags: Iterable[str]) -> Report | None:
     title, link = title.strip(), link.strip()
     when = parse_date_text(when_text)
-    if not title or not link or when is None or _NON_INCIDENT.search(title):
+    protocol = incident_name(title)
+    if protocol is None or not link or when is None:
         return None
     amount = _DOLLARS.search(excerpt)
     tag_text = " ".join(tags)
@@ -50,7 +59,7 @@ def _report(title: str, link: str, when_text: str, excerpt: str, tags: Iterable[
     return Report(
         source=NAME,
         source_ref=_slug(link),
-        protocol=_protocol(title),
+        protocol=protocol,
         timestamp=when,
         amount_usd=parse_usd(amount.group(0)) if amount else None,
         amount_text=amount.group(0) if amount else None,

@@ -4,6 +4,11 @@ Each `<li>` of `div.case-content` holds `span.time` (YYYY-MM-DD), `h3` ("Hacked 
 a description paragraph, "Amount of loss: $ 56,000" (or "-"), "Attack method: …" and a
 `p.link-reference` link. Pages are `?c=&page=N`; paging stops at the first page with nothing new,
 so after the first full run each round reads one page.
+
+The page has no chain field: the chain is the one the description names ("on BSC", "on Sui", "built
+on the Hyperliquid chain", "PulseChain-based") or the reference's explorer; several named chains make
+the report "multichain" with each listed in `chains`; none leaves it unknown. A reference that is an
+explorer's tx link gives the tx hash.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import re
 from collections.abc import Iterator
 
 from kamiyo.ingest.normalise import normalise_category, parse_date_text, parse_usd
+from kamiyo.sources._classify import chains_named, extract_tx_hashes
 from kamiyo.sources.base import Document, ParseError, Report, Source, each
 from kamiyo.sources.html import Node, parse_html
 from kamiyo.sources.http import FetchContext
@@ -54,6 +60,9 @@ def _report(item: Node) -> Report | None:
     link = item.find("p", "link-reference")
     anchor = link.find("a") if link else None
     url = anchor.attr("href") if anchor else None
+    chains = chains_named(description, [url] if url else [])
+    chain = chains[0] if len(chains) == 1 else ("multichain" if chains else None)
+    hashes = extract_tx_hashes(description, [url] if url else [], chain)
     category = normalise_category(method)
     if category in ("other", "logic_error"):  # "Contract Vulnerability" says little; the text may say more
         from_text = normalise_category(description)
@@ -63,6 +72,10 @@ def _report(item: Node) -> Report | None:
         source_ref=f"{when.date().isoformat()}|{target}",
         protocol=target,
         timestamp=when,
+        chain=chain,
+        chains=chains,
+        tx_hash=hashes[0] if hashes else None,
+        tx_hashes=hashes,
         amount_usd=parse_usd(loss) if loss and loss != "-" else None,
         amount_text=loss if loss and loss != "-" else None,
         category=category,
