@@ -240,3 +240,16 @@ async def test_no_record_shows_a_poc_file_name_where_a_better_name_is_known(empt
 
 def _curated() -> set[str]:
     return {g.name for g in curation.alias_groups().values() if g.name}
+
+
+async def test_a_report_stored_before_its_facts_were_read_gains_them_when_read_again(empty_db_url: str) -> None:
+    portal = _by_name(_llama(), "Portal")
+    old = replace(portal, chains=(), technique=None, classification=None, target_type=None)
+    db = Database(empty_db_url)
+    for report in (old, portal):  # the older parser's report, then the same item read in full after an upgrade
+        async with db.session() as session:
+            await store_reports(session, [report])
+    async with db.session() as session:
+        exploit = (await session.execute(select(Exploit))).scalar_one()
+    await db.dispose()
+    assert (exploit.technique, exploit.target_type, exploit.chains) == ("Signature Exploit", "bridge", ["solana"])
