@@ -8,8 +8,11 @@ from sqlalchemy import delete, func, select, text, update
 
 from kamiyo import migrations
 from kamiyo.db import Database
+from kamiyo.enrich.refresh import CACHE_PREFIX
 from kamiyo.exploits.models import Exploit, Meta
 from kamiyo.exploits.models import Report as ReportRow
+from kamiyo.ingest.health import save_validators
+from kamiyo.ingest.models import SourceHttpCache
 from kamiyo.ingest.store import RECORDS_VERSION, refresh_records
 
 BEC = "src/test/2018-04/BEC_exp.sol"
@@ -62,3 +65,21 @@ async def test_a_changed_curated_file_re_derives_on_the_next_refresh(db_url: str
         assert await refresh_records(session)
     await db.dispose()
     assert (await _state(db_url))[2]["loss_kind"] == "nominal"
+
+
+async def test_after_a_rules_change_every_source_reads_its_feeds_in_full_once(db_url: str) -> None:
+    """Stored reports gain what a newer parser reads: the sources' conditional-request validators are dropped
+    (other feeds' caches are kept), and validators saved by runs after the refresh stay."""
+    db = Database(db_url)
+    async with db.session() as session:
+        await save_validators(session, "defillama", {"https://api.llama.fi/hacks": {"etag": '"v1"'}})
+        await save_validators(session, CACHE_PREFIX + "ofac", {"https://example.org/sdn": {"etag": '"l1"'}})
+        await session.execute(update(Meta).where(Meta.key == RECORDS_VERSION).values(value=1))
+    async with db.session() as session:
+        assert await refresh_records(session) is not None
+        await save_validators(session, "rekt", {"https://rekt.news/": {"etag": '"r1"'}})  # a run after the upgrade
+    async with db.session() as session:
+        assert await refresh_records(session) is None
+        cached = set((await session.execute(select(SourceHttpCache.source))).scalars())
+    await db.dispose()
+    assert cached == {CACHE_PREFIX + "ofac", "rekt"}

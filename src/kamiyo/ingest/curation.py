@@ -1,9 +1,10 @@
 """Reviewed knowledge kept in the repository: other names of one project, and corrections of upstream errors.
 
 `data/curation/aliases.toml` maps names that sources spell differently (a rebrand, a product against its
-company, a PoC file name) to one merge key; `data/curation/corrections.toml` sets one fact of one record to a
-reviewed value. Each entry carries its reason (and a correction its reference). Both are read once per
-process; corrections are applied whenever a record is derived, so a later ingest cannot undo them.
+company, a PoC file name) to one merge key, and may give the group's display name;
+`data/curation/corrections.toml` sets one fact of one record to a reviewed value. Each entry carries its
+reason (and a correction its reference). Both are read once per process; corrections are applied whenever
+a record is derived, so a later ingest cannot undo them.
 """
 
 from __future__ import annotations
@@ -49,21 +50,43 @@ def joined(name: str) -> str:
     return "".join(ch for ch in name.lower() if ch.isascii() and ch.isalnum())
 
 
-@cache
-def alias_keys() -> dict[str, str]:
-    """Joined name -> merge key, from aliases.toml."""
-    found: dict[str, str] = {}
-    for n, entry in enumerate(_read("aliases.toml").get("alias", []), start=1):
-        key, names, reason = entry.get("key"), entry.get("names"), entry.get("reason")
+@dataclass(frozen=True, slots=True)
+class AliasGroup:
+    """One project's names as sources write them; `name`, where reviewed, is the one records display."""
+
+    key: str
+    names: tuple[str, ...]
+    name: str | None = None
+
+
+def parse_aliases(document: dict[str, Any]) -> dict[str, AliasGroup]:
+    """Merge key -> its group; any bad entry fails the whole file."""
+    found: dict[str, AliasGroup] = {}
+    for n, entry in enumerate(document.get("alias", []), start=1):
+        key, names, reason, name = entry.get("key"), entry.get("names"), entry.get("reason"), entry.get("name")
         if not isinstance(key, str) or not key or key != joined(key):
             raise CurationError(f"aliases.toml entry {n}: key must be lower-case letters and digits")
         if not isinstance(names, list) or not names or not all(isinstance(x, str) and joined(x) for x in names):
             raise CurationError(f"aliases.toml entry {n} ({key}): names must be a non-empty list of names")
         if not isinstance(reason, str) or not reason.strip():
             raise CurationError(f"aliases.toml entry {n} ({key}): a reason is required")
-        for name in names:
-            found[joined(name)] = key
+        if key in found:
+            raise CurationError(f"aliases.toml entry {n} ({key}): the key has an entry already")
+        if name is not None and name not in names:
+            raise CurationError(f"aliases.toml entry {n} ({key}): the display name must be one of its names")
+        found[key] = AliasGroup(key, tuple(names), name)
     return found
+
+
+@cache
+def alias_groups() -> dict[str, AliasGroup]:
+    return parse_aliases(_read("aliases.toml"))
+
+
+@cache
+def alias_keys() -> dict[str, str]:
+    """Joined name -> merge key, from aliases.toml."""
+    return {joined(name): group.key for group in alias_groups().values() for name in group.names}
 
 
 def _value(field: str, value: Any, where: str) -> Any:

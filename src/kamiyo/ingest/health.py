@@ -142,6 +142,12 @@ async def load_run_context(session: AsyncSession, name: str) -> RunContext:
     return RunContext(state.last_run_at if state else None, validators, frozenset(refs.scalars()))
 
 
+async def forget_validators(session: AsyncSession) -> None:
+    """Drop every source's ETag / Last-Modified, so each source's next run reads its feeds in full and its stored
+    reports pick up what a newer parser reads from them (caches of other feeds keep theirs)."""
+    await session.execute(delete(SourceHttpCache).where(SourceHttpCache.source.in_(list(REGISTRY))))
+
+
 async def save_validators(session: AsyncSession, name: str, seen: dict[str, dict[str, str]]) -> None:
     """Remember the ETag / Last-Modified of every URL fetched in a successful run."""
     if not seen:

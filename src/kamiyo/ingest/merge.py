@@ -7,6 +7,8 @@ states it, never from a blend of several (a median is a number no source said):
   whose "Lost" lines are often token counts or nominal values;
 - tx hash, chain, protocol, category, description and attacker from SOURCE_TRUST: PoC-backed sources first;
   the chain is the most trusted specific one (a "multichain" list loses to a named chain);
+- the display name and aliases as `kamiyo.ingest.names` decides (a reviewed name, else an analyst's over a PoC
+  file name); the technique, classification and target type from the most trusted report stating them;
 - the incident time is the most trusted precise time (not midnight), else the earliest stated day (a
   disclosure or article is dated after the attack, never before).
 `disputed` is set when stated facts disagree beyond DISPUTE tolerances. Curated corrections
@@ -23,6 +25,7 @@ from typing import Any, Protocol
 from kamiyo.ingest import curation
 from kamiyo.ingest.curation import Correction, report_key
 from kamiyo.ingest.evidence import NONE, Evidence
+from kamiyo.ingest.names import display_name
 from kamiyo.ingest.normalise import protocol_key
 from kamiyo.taxonomy import CHAINS
 
@@ -177,12 +180,11 @@ def _stated(ranked: Sequence[ReportFacts], detail: str) -> Any:
 
 def _details(ranked: Sequence[ReportFacts]) -> dict[str, Any]:
     """The further facts (CONTRACT §12), each from the most trusted report that states it."""
-    names = list(dict.fromkeys(r.protocol for r in ranked))
-    chains = _listed(ranked, "chain", "chains")
+    name, aliases = display_name(ranked)
     return {
-        "name": names[0],
-        "aliases": names[1:],
-        "chains": chains,
+        "name": name,
+        "aliases": aliases,
+        "chains": _listed(ranked, "chain", "chains"),
         "tx_hashes": _listed(ranked, "tx_hash", "tx_hashes"),
         "technique": _stated(ranked, "technique"),
         "classification": _stated(ranked, "classification"),
@@ -207,13 +209,16 @@ def _priced(facts: dict[str, Any], ranked: Sequence[ReportFacts], evidence: Evid
 
 def _complete(facts: dict[str, Any], applied: Sequence[Correction]) -> dict[str, Any]:
     """Columns that follow from the facts. What was returned is never more than was lost unless a correction
-    says so (a source that counts compensation or a refill as returned overstates it)."""
+    says so (a source that counts compensation or a refill as returned overstates it); the primary chain (a
+    corrected one too) leads `chains`."""
     amount, returned = facts["amount_usd"], facts["returned_usd"]
     capped = not any(c.field == "returned_usd" for c in applied)
     if capped and returned is not None and amount is not None and returned > amount:
         returned = facts["returned_usd"] = amount
     key = protocol_key(facts["protocol"])
+    chain, chains = facts["chain"], facts["chains"]
     return facts | {
+        "chains": chains if chain in GENERAL_CHAINS else [chain, *(c for c in chains if c != chain)],
         "protocol_key": key,
         "amount_sort": amount if amount is not None else -1.0,
         "recovered_usd": returned,

@@ -27,6 +27,7 @@ from kamiyo.exploits.models import CORRECTION_REF, Exploit, ExploitEvent, MergeC
 from kamiyo.exploits.models import Report as ReportRow
 from kamiyo.ingest.curation import Correction
 from kamiyo.ingest.evidence import NONE, load_evidence
+from kamiyo.ingest.health import forget_validators
 from kamiyo.ingest.matching import fuzzy_candidates, stored_sides, tx_hashes, write_merge_keys
 from kamiyo.ingest.merge import DERIVED_FIELDS, derive, material_changes
 from kamiyo.ingest.placement import Conflict, Placement, place
@@ -377,7 +378,7 @@ async def store_reports(
 
 
 # Bump when the derivation or placement rules change, so `kamiyo db upgrade` re-derives stored records.
-RULES_VERSION = 2
+RULES_VERSION = 3
 RECORDS_VERSION = "records_version"
 
 
@@ -392,12 +393,15 @@ def records_fingerprint() -> int:
 async def refresh_records(session: AsyncSession, *, force: bool = False) -> int | None:
     """Re-derive every stored record (facts, corrections, merge keys, daily summaries) when the rules or the
     curated files changed since the last refresh; None when nothing changed. Silent: an upgrade alerts nobody.
-    Reports stay where they are (a changed placement rule applies to reports stored from then on)."""
+    Reports stay where they are (a changed placement rule applies to reports stored from then on); every
+    source reads its feeds in full at its next run, so stored reports gain the facts newer parsers read."""
     fingerprint = records_fingerprint()
     stored = await session.execute(select(Meta.value).where(Meta.key == RECORDS_VERSION))
     known = stored.scalar_one_or_none()
     if known == fingerprint and not force:
         return None
+    if known != fingerprint:
+        await forget_validators(session)
     now, deltas, changed_count = utcnow(), SummaryDeltas(), 0
     ids = list((await session.execute(select(Exploit.id).order_by(Exploit.id))).scalars())
     for start in range(0, len(ids), CHUNK):

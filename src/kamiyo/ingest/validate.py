@@ -36,13 +36,16 @@ def problems(report: Report, source: str | None = None, now: datetime | None = N
         found.append("timestamp is not UTC-aware")
     elif not EARLIEST <= ts <= now + timedelta(days=2):
         found.append(f"timestamp {ts.isoformat()} out of range")
-    if report.chain is not None and report.chain not in CHAINS:
-        found.append(f"unknown chain {report.chain!r}")
+    for chain in {report.chain, *report.chains} - {None}:
+        if chain not in CHAINS:
+            found.append(f"unknown chain {chain!r}")
     if report.category is not None and report.category not in CATEGORIES:
         found.append(f"unknown category {report.category!r}")
-    for tx in (report.tx_hash, *report.tx_hashes):
-        if tx is not None and normalise_tx_hash(tx, report.chain) != tx:
-            found.append(f"invalid tx hash {tx!r} for chain {report.chain}")
+    if report.tx_hash is not None and normalise_tx_hash(report.tx_hash, report.chain) != report.tx_hash:
+        found.append(f"invalid tx hash {report.tx_hash!r} for chain {report.chain}")
+    for tx in report.tx_hashes:  # an incident on several chains has transactions on each
+        if all(normalise_tx_hash(tx, chain) != tx for chain in (report.chain, *report.chains)):
+            found.append(f"invalid tx hash {tx!r} for chains {', '.join(filter(None, (report.chain, *report.chains)))}")
     if report.tx_hashes and report.tx_hash not in report.tx_hashes:
         found.append("tx_hash is not among tx_hashes")
     for name in ("amount_usd", "recovered_usd"):

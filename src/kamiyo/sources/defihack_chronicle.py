@@ -5,7 +5,8 @@ each `public/data/hacks/<file>` follows the repository's schema.json: `id`, `pro
 `blockchain[]`, `category[]`, `estimatedLoss.totalUSD` (a string), `attackTime.startTime`
 (ISO-8601 UTC), `description`, `transactions[]` (`txHash`, `blockchain`, `role`),
 `attackers[]` (`address`, `role`), `references[]`. Detail files are fetched conditionally, so an
-unchanged incident costs a 304.
+unchanged incident costs a 304. `chains` lists the primary chain, the incident's `blockchain[]` and the chains
+of its attack transactions; `tx_hashes` every attack transaction on any of them (ATTACK_ROLES).
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ CATEGORY_MAP = {
 EXPLOIT_ROLES = ("exploit", "drain", "manipulation", "privilege_escalation")
 # Transactions around the attack, not of it: money in and out, returns, on-chain messages.
 AFTERMATH_ROLES = ("funding", "laundering", "launder", "consolidation", "recovery", "message", "white_hat_message")
+# Transactions of the attack itself (listed in `tx_hashes` whatever their chain); funding, consolidation and
+# laundering transactions stay in `raw`.
+ATTACK_ROLES = (*EXPLOIT_ROLES, "setup", "deploy", "prepare", "failed_attempt", "post_exploit_attempt")
 CONCURRENCY = 8
 
 
@@ -71,6 +75,17 @@ def _tx_hashes(doc: dict[str, Any], default_chain: str | None) -> tuple[tuple[st
     return tuple(dict.fromkeys(value for value, on, _ in valid if on == chain)), chain
 
 
+def _attack_txs(doc: dict[str, Any], default_chain: str | None) -> list[tuple[str, str | None]]:
+    """(hash, chain) of every valid attack transaction, whatever its chain."""
+    txs = [t for t in doc.get("transactions") or [] if isinstance(t, dict) and t.get("role") in ATTACK_ROLES]
+    found: list[tuple[str, str | None]] = []
+    for tx in txs:
+        chain = normalise_chain(str(tx.get("blockchain") or "")) or default_chain
+        if value := normalise_tx_hash(str(tx.get("txHash") or ""), chain):
+            found.append((value, chain))
+    return found
+
+
 def _attacker(doc: dict[str, Any]) -> str | None:
     attackers = [a for a in doc.get("attackers") or [] if isinstance(a, dict)]
     attackers.sort(key=lambda a: 0 if a.get("role") == "primary_attacker" else 1)
@@ -87,6 +102,8 @@ def parse_incident(document: Document, file: str) -> Report:
     if when is None:
         raise ParseError(f"{file}: no date")
     hashes, tx_chain = _tx_hashes(doc, chains[0] if chains else None)
+    primary = tx_chain or (chains[0] if chains else None)
+    attack_txs = _attack_txs(doc, chains[0] if chains else None)
     loss: dict[str, Any] = doc["estimatedLoss"] if isinstance(doc.get("estimatedLoss"), dict) else {}
     total = str(loss.get("totalUSD") or "")
     references = tuple(str(r) for r in doc.get("references") or [] if isinstance(r, str))
@@ -95,9 +112,10 @@ def parse_incident(document: Document, file: str) -> Report:
         source_ref=str(doc["id"]),
         protocol=str(doc["protocol"]),
         timestamp=when,
-        chain=tx_chain or (chains[0] if chains else None),
+        chain=primary,
+        chains=tuple(dict.fromkeys(c for c in (primary, *chains, *(on for _, on in attack_txs)) if c)),
         tx_hash=hashes[0] if hashes else None,
-        tx_hashes=hashes,
+        tx_hashes=tuple(dict.fromkeys((*hashes, *(value for value, _ in attack_txs)))),
         amount_usd=parse_usd(total) if total else None,
         amount_text=f"${total}" if total else None,
         category=_category(list(doc.get("category") or [])),

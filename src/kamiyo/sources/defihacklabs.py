@@ -5,7 +5,8 @@ type, "Lost:" text, PoC path, reference links) and keeps per-PoC facts (attacker
 hashes, the chain forked) in comment headers, extracted to `poc_keyinfo.json`. This module joins
 the two by PoC path into one `Report` per incident. It only parses text: the bundled copy under
 `kamiyo/data/defihacklabs/` is read by `load_bundled()`, and a live fetcher can pass freshly
-downloaded README texts and key info to the same functions.
+downloaded README texts and key info to the same functions. From the headers each report also carries the
+attack and vulnerable contracts, every attack tx, the analysis links (in `references`) and the fork block.
 """
 
 from __future__ import annotations
@@ -328,15 +329,35 @@ def _tx_hashes(infos: list[KeyInfo], references: tuple[str, ...], chain: str | N
     return ()
 
 
-def _attacker(infos: list[KeyInfo]) -> str | None:
-    for value in (v for info in infos for v in info.attacker):
-        if address := normalise_address(value):
+def _address(value: str) -> str | None:
+    """The address a free-text key-info value names: itself, an explorer URL in it, or an EVM address in its text
+    ("0x34bd... (Proxy)"); None for "N/A" and the like."""
+    if address := normalise_address(value):
+        return address
+    for url in _urls(value):
+        if address := normalise_address(url):
             return address
-        for url in _urls(value):
-            if address := normalise_address(url):
-                return address
-        if match := _EVM_ADDRESS_IN_TEXT.search(_URL_IN_TEXT.sub(" ", value)):
-            return match.group(0)
+    match = _EVM_ADDRESS_IN_TEXT.search(_URL_IN_TEXT.sub(" ", value))
+    return match.group(0) if match else None
+
+
+def _addresses(values: Iterable[str]) -> tuple[str, ...]:
+    """Every address named, each once (EVM ones compared case-insensitively, the first spelling kept)."""
+    found: dict[str, str] = {}
+    for address in filter(None, map(_address, values)):
+        found.setdefault(address.lower() if address.startswith("0x") else address, address)
+    return tuple(found.values())
+
+
+def _attacker(infos: list[KeyInfo]) -> str | None:
+    return next(iter(_addresses(v for info in infos for v in info.attacker)), None)
+
+
+def _fork_block(infos: list[KeyInfo]) -> tuple[str, int] | None:
+    """(chain, block) the PoC forks at, where its header names both a known chain and a block."""
+    for info in infos:
+        if info.fork_block is not None and (chain := normalise_chain(info.fork_chain)):
+            return chain, info.fork_block
     return None
 
 
@@ -432,6 +453,9 @@ def _build_report(entry: ReadmeEntry, index: _PocIndex) -> Report:
         url=f"{BLOB_URL}{poc}" if poc else entry.anchor_url,
         references=references,
         raw=_raw(entry, infos),
+        attack_contracts=_addresses(v for info in infos for v in info.attack_contract),
+        vulnerable_contracts=_addresses(v for info in infos for v in info.vulnerable_contract),
+        fork_block=_fork_block(infos),
     )
 
 
@@ -446,6 +470,9 @@ def _merge(first: Report, other: Report) -> Report:
         amount_usd=first.amount_usd if first.amount_usd is not None else other.amount_usd,
         attacker_address=first.attacker_address or other.attacker_address,
         references=_dedupe((*first.references, *other.references)),
+        attack_contracts=_dedupe((*first.attack_contracts, *other.attack_contracts)),
+        vulnerable_contracts=_dedupe((*first.vulnerable_contracts, *other.vulnerable_contracts)),
+        fork_block=first.fork_block or other.fork_block,
         raw={**first.raw, "merged": [*first.raw.get("merged", []), other.raw]},
     )
 

@@ -4,17 +4,23 @@ Item shape (DefiLlama's IHack): `date` (unix seconds, day precision), `name`, `c
 ("Protocol Logic", "Infrastructure", "Ecosystem", "Rugpull", …), `technique` (free text),
 `amount` (USD), `chain` (list of chain names), `bridgeHack`, `targetType`, `source` (evidence URL),
 `returnedFunds` (USD or null), `defillamaId`, `parentProtocolId`, `language`. No tx hashes and no
-stable id: the reference is the name plus the day.
+stable id: the reference is the name plus the day. Kept as stated: the chain list (`chains`, canonical slugs
+in DeFiLlama's order; names outside Kamiyo's vocabulary are left out), `technique`, `classification`, and
+the target type (`bridge` when bridgeHack, else targetType as a slug: `defi`, `cefi`, `wallet`, ...).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from kamiyo.ingest.normalise import normalise_category, normalise_chain, parse_date_text
 from kamiyo.sources.base import Document, ParseError, Report, Source, each
 
 NAME = "defillama"
+# DeFiLlama's targetType, as a lower-case slug, to Kamiyo's target types; other values keep their slug
+# ("wallet", "gaming", "layer_1", ...), "Other" says nothing and is left out.
+TARGET_TYPES = {"defi_protocol": "defi", "cex": "cefi", "other": None}
 
 
 def _usd(value: Any) -> float | None:
@@ -43,6 +49,18 @@ def _category(item: dict[str, Any]) -> str:
     return category
 
 
+def _target_type(item: dict[str, Any]) -> str | None:
+    """`bridge` when DeFiLlama flags a bridge hack, else its targetType as a slug (`defi`, `cefi`, ...)."""
+    if item.get("bridgeHack") is True:
+        return "bridge"
+    slug = re.sub(r"[^a-z0-9]+", "_", str(item.get("targetType") or "").lower()).strip("_")
+    return TARGET_TYPES.get(slug, slug) or None
+
+
+def _words(value: Any) -> str | None:
+    return (value.strip() or None) if isinstance(value, str) else None
+
+
 def _report(item: dict[str, Any]) -> Report | None:
     name = str(item["name"]).strip()
     when = parse_date_text(item["date"])
@@ -67,6 +85,10 @@ def _report(item: dict[str, Any]) -> Report | None:
         url=evidence,
         references=(evidence,) if evidence else (),
         raw=item,
+        chains=tuple(dict.fromkeys(chains)),
+        technique=_words(item.get("technique")),
+        classification=_words(item.get("classification")),
+        target_type=_target_type(item),
     )
 
 
