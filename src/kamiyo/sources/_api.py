@@ -52,18 +52,21 @@ async def request(
     headers: dict[str, str] | None = None,
     json_body: Any = None,
     cache_key: str | None = None,
+    conditional: bool = True,
 ) -> Document | None:
     """One conditional request with the shared retry policy: the body, or None on 304 Not Modified.
 
     ETag / Last-Modified are remembered in the fetcher under `cache_key` (default: the full URL),
-    like `SourceContext.get` does, and saved by the scheduler only when the run succeeds.
+    like `SourceContext.get` does, and saved by the scheduler only when the run succeeds. Later
+    pages of a listing go `conditional=False`: they neither send nor replace the first page's validators.
     FetchError (never showing the key) when the request fails for good.
     """
     fetcher = ctx.fetcher
     full = str(httpx.URL(url).copy_merge_params(params)) if params else url
     key = cache_key or full
     content = orjson.dumps(json_body) if json_body is not None else None
-    sent = {**(headers or {}), **_conditional(fetcher.validators.get(key, {}))}
+    known = fetcher.validators.get(key, {}) if conditional else {}
+    sent = {**(headers or {}), **_conditional(known)}
     if content is not None:
         sent["Content-Type"] = "application/json"
     response = await _send(ctx, method, full, sent, content)
@@ -72,8 +75,9 @@ async def request(
         fetcher.seen_validators[key] = fetcher.validators.get(key, {})
         return None
     document = _document(full, response)
-    found = {"etag": response.headers.get("etag"), "last_modified": response.headers.get("last-modified")}
-    fetcher.seen_validators[key] = {k: v for k, v in found.items() if v}
+    if conditional:
+        found = {"etag": response.headers.get("etag"), "last_modified": response.headers.get("last-modified")}
+        fetcher.seen_validators[key] = {k: v for k, v in found.items() if v}
     return document
 
 
@@ -130,6 +134,7 @@ async def graphql(
     query: str,
     variables: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
+    conditional: bool = True,
 ) -> dict[str, Any] | None:
     """The `data` of a GraphQL query, or None when unchanged (304). GraphQL errors without data
     are a ParseError.
@@ -140,11 +145,13 @@ async def graphql(
     """
     body = {"query": query, "variables": variables or {}}
     try:
-        document = await request(ctx, url, method="POST", headers=headers, json_body=body, cache_key=url)
+        document = await request(
+            ctx, url, method="POST", headers=headers, json_body=body, cache_key=url, conditional=conditional
+        )
     except FetchError as exc:
         if exc.status not in NOT_ALLOWED:
             raise
-        document = await request(ctx, url, headers=headers)
+        document = await request(ctx, url, headers=headers, conditional=conditional)
     if document is None:
         return None
     answer = document.json()
