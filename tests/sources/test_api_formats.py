@@ -142,6 +142,8 @@ def test_doj_missing_fields() -> None:
 
 def test_doj_empty_and_other_answers() -> None:
     assert doj.parse(doc({"metadata": {"resultset": {"count": 0}}, "results": []})) == []
+    with_bom = Document("u", 200, b"\xef\xbb\xbf" + orjson.dumps({"results": [release()]}))
+    assert len(doj.parse(with_bom)) == 1  # a UTF-8 byte order mark (RFC 8259 lets parsers ignore it)
     for value in ({"metadata": {}}, [], {"results": "none"}):
         with pytest.raises(ParseError):
             doj.parse(doc(value))
