@@ -144,8 +144,11 @@ def test_each_x_fixture_holds_its_awkward_case() -> None:
 
 
 async def test_a_server_ignoring_next_token_is_read_twice_not_forever(http: httpx.AsyncClient) -> None:
+    fetcher = Fetcher(http, FetchPolicy(timeout=5, retries=0))
     with fixture_server() as server:
-        found = await fetch(server.url("x_peckshield"), http)
+        context = SourceContext(fetcher, server.url("x_peckshield"), "k")
+        found = await fetch_reports(REGISTRY["x_peckshield"], context)
         paths = [path for _, path, _ in server.requests]
     assert len(paths) == 2 and "next_token=b26v89c19" in paths[1]  # page 2 repeats page 1's token: stop
     assert {r.protocol for r in found} == {"KiloEx", "Abracadabra"}
+    assert [("next_token" in url) for url in fetcher.seen_validators] == [False]  # only page 1 is conditional

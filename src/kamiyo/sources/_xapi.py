@@ -76,8 +76,8 @@ def _fetcher(name: str, handle: str) -> Fetch:
             params["since_id"] = str(newest)
         found: dict[str, Report] = {}
         tokens: set[str] = set()
-        for _ in range(MAX_PAGES):
-            document = await request(ctx, ctx.url, params=params, headers=bearer(ctx.key))
+        for number in range(MAX_PAGES):
+            document = await request(ctx, ctx.url, params=params, headers=bearer(ctx.key), conditional=number == 0)
             if document is None:
                 break
             for report in parse_tweets(name, handle, document):
