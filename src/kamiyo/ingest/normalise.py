@@ -394,6 +394,8 @@ def as_utc(dt: datetime) -> datetime:
 # --------------------------------------------------------------------------------------------
 
 _LONG_DATE_FORMATS = ("%A, %B %d, %Y", "%B %d, %Y", "%b %d, %Y", "%d %B %Y", "%d %b %Y", "%Y-%m-%d", "%Y/%m/%d")
+# "+05:30" at the end of an RFC 2822 date (not the standard "+0530"): email.utils would drop it and read UTC.
+_COLON_OFFSET = re.compile(r"([+-]\d\d):(\d\d)$")
 
 
 def parse_date_text(value: str | int | float | None) -> datetime | None:
@@ -412,7 +414,7 @@ def parse_date_text(value: str | int | float | None) -> datetime | None:
     except ValueError:
         pass
     try:
-        return as_utc(email.utils.parsedate_to_datetime(text))
+        return as_utc(email.utils.parsedate_to_datetime(_COLON_OFFSET.sub(r"\1\2", text)))
     except (TypeError, ValueError):
         pass
     for fmt in _LONG_DATE_FORMATS:

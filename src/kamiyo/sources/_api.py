@@ -33,17 +33,21 @@ async def request(
     headers: dict[str, str] | None = None,
     json_body: Any = None,
     cache_key: str | None = None,
+    conditional: bool = True,
 ) -> Document | None:
     """One conditional request with the shared retry policy: the body, or None on 304 Not Modified.
 
     ETag / Last-Modified are remembered in the fetcher under `cache_key` (default: the full URL),
-    like `SourceContext.get` does, and saved by the scheduler only when the run succeeds.
+    like `SourceContext.get` does, and saved by the scheduler only when the run succeeds. Later
+    pages of a listing go `conditional=False`: they neither send nor replace the first page's validators.
     FetchError (never showing the key) when the request fails for good.
     """
     full = str(httpx.URL(url).copy_merge_params(params)) if params else url
     content = orjson.dumps(json_body) if json_body is not None else None
     sent = {**(headers or {}), **({"Content-Type": "application/json"} if content is not None else {})}
-    return await ctx.fetcher.request(method, full, headers=sent, content=content, cache_key=cache_key, keyed=True)
+    return await ctx.fetcher.request(
+        method, full, headers=sent, content=content, cache_key=cache_key, conditional=conditional, keyed=True
+    )
 
 
 async def graphql(
@@ -52,6 +56,7 @@ async def graphql(
     query: str,
     variables: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
+    conditional: bool = True,
 ) -> dict[str, Any] | None:
     """The `data` of a GraphQL query, or None when unchanged (304). GraphQL errors without data
     are a ParseError.
@@ -62,11 +67,13 @@ async def graphql(
     """
     body = {"query": query, "variables": variables or {}}
     try:
-        document = await request(ctx, url, method="POST", headers=headers, json_body=body, cache_key=url)
+        document = await request(
+            ctx, url, method="POST", headers=headers, json_body=body, cache_key=url, conditional=conditional
+        )
     except FetchError as exc:
         if exc.status not in NOT_ALLOWED:
             raise
-        document = await request(ctx, url, headers=headers)
+        document = await request(ctx, url, headers=headers, conditional=conditional)
     if document is None:
         return None
     answer = document.json()

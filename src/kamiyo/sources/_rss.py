@@ -5,13 +5,22 @@ excerpt), optional `<content:encoded>` (full HTML) and `<category>`s. Atom entri
 `<link href>`, `<id>`, `<published>`/`<updated>` (ISO-8601), `<summary>`/`<content>`. Only items
 the classifier (`kamiyo.sources._classify`) takes for one incident become reports; the item's
 publication time is both `reported_at` and the incident time.
+
+What real feeds do and the specs allow: entity-escaped HTML inside CDATA titles and excerpts
+(WordPress writes `&#8217;` there), HTML named entities such as `&nbsp;` outside CDATA (not
+defined in XML), whitespace before the XML declaration, a charset given only in Content-Type,
+and Atom `type="xhtml"` content held as child elements. All of these are read, not refused.
 """
 
 from __future__ import annotations
 
+import contextlib
+import html
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
+from html.entities import name2codepoint
 
 from kamiyo.sources._classify import incident_report
 from kamiyo.sources.base import Document, Parse, ParseError, Report, Source, each
@@ -20,6 +29,10 @@ from kamiyo.sources.html import parse_html
 CONTENT = "{http://purl.org/rss/1.0/modules/content/}encoded"
 ATOM = "{http://www.w3.org/2005/Atom}"
 MAX_TEXT = 6000
+XML_ENTITIES = frozenset({"amp", "lt", "gt", "quot", "apos"})
+_NAMED_ENTITY = re.compile(rb"&([A-Za-z][A-Za-z0-9]{1,31});")
+_DECLARED_ENCODING = re.compile(rb"^<\?xml[^>]*encoding=", re.I)
+_CHARSET = re.compile(r"charset=[\"']?([\w.:-]+)", re.I)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +51,23 @@ def _text(element: ET.Element, tag: str) -> str:
     return (found.text or "").strip() if found is not None else ""
 
 
-def _plain(html: str) -> tuple[str, tuple[str, ...]]:
-    if "<" not in html:
-        return " ".join(html.split())[:MAX_TEXT], ()
-    root = parse_html(html)
+def _atom_text(entry: ET.Element, tag: str) -> str:
+    """An Atom text construct: `type="xhtml"` keeps its text in child elements, the others in the element."""
+    found = entry.find(tag)
+    if found is None:
+        return ""
+    if found.get("type") == "xhtml":  # the markup itself, out of the XHTML namespace, so links survive
+        for element in found.iter():
+            element.tag = element.tag.rpartition("}")[2]
+        return "".join(ET.tostring(child, encoding="unicode") for child in found).strip()
+    return (found.text or "").strip()
+
+
+def _plain(markup: str) -> tuple[str, tuple[str, ...]]:
+    """Text and links of an HTML fragment; entities are decoded whether or not there are tags."""
+    if "<" not in markup:
+        return " ".join(html.unescape(markup).split())[:MAX_TEXT], ()
+    root = parse_html(markup)
     hrefs = tuple(dict.fromkeys(h for a in root.find_all("a") if (h := a.attr("href") or "").startswith("http")))
     return root.text()[:MAX_TEXT], hrefs
 
@@ -53,7 +79,7 @@ def _rss_item(item: ET.Element) -> FeedItem:
         text, links = _plain(_text(item, "description"))
     link = _text(item, "link")
     return FeedItem(
-        title=" ".join(_text(item, "title").split()),
+        title=_plain(_text(item, "title"))[0],
         link=link,
         guid=_text(item, "guid") or link,
         published=_text(item, "pubDate") or _text(item, "{http://purl.org/dc/elements/1.1/}date"),
@@ -66,9 +92,9 @@ def _rss_item(item: ET.Element) -> FeedItem:
 def _atom_entry(entry: ET.Element) -> FeedItem:
     link_node = next((n for n in entry.findall(f"{ATOM}link") if n.get("rel", "alternate") == "alternate"), None)
     link = (link_node.get("href") or "") if link_node is not None else ""
-    text, links = _plain(_text(entry, f"{ATOM}content") or _text(entry, f"{ATOM}summary"))
+    text, links = _plain(_atom_text(entry, f"{ATOM}content") or _atom_text(entry, f"{ATOM}summary"))
     return FeedItem(
-        title=" ".join(_text(entry, f"{ATOM}title").split()),
+        title=_plain(_atom_text(entry, f"{ATOM}title"))[0],
         link=link,
         guid=_text(entry, f"{ATOM}id") or link,
         published=_text(entry, f"{ATOM}published") or _text(entry, f"{ATOM}updated"),
@@ -78,12 +104,46 @@ def _atom_entry(entry: ET.Element) -> FeedItem:
     )
 
 
-def feed_items(document: Document) -> list[FeedItem]:
-    """Every item of an RSS 2.0 or Atom document; ParseError for anything else."""
+def _xml_bytes(document: Document) -> bytes:
+    """The body as expat should see it: no leading whitespace, and in the Content-Type charset when
+    the XML declaration names none (RFC 7303: the HTTP charset wins; expat would assume UTF-8)."""
+    body = document.content
+    bom = body.startswith(b"\xef\xbb\xbf")
+    body = body[3:].lstrip() if bom else body.lstrip()
+    charset = _CHARSET.search(document.headers.get("content-type", ""))
+    name = charset.group(1).lower() if charset else "utf-8"
+    if name not in ("utf-8", "utf8") and not _DECLARED_ENCODING.match(body):
+        with contextlib.suppress(LookupError):  # an unknown charset name: the bytes go to expat as they are
+            body = body.decode(name, errors="replace").encode("utf-8")
+    return body
+
+
+def _numeric_entities(body: bytes) -> bytes:
+    """HTML named entities (`&nbsp;`, `&rsquo;`) as numeric references, which XML knows without a DTD."""
+
+    def numeric(match: re.Match[bytes]) -> bytes:
+        name = match.group(1).decode()
+        code = name2codepoint.get(name)
+        return match.group(0) if name in XML_ENTITIES or code is None else f"&#{code};".encode()
+
+    return _NAMED_ENTITY.sub(numeric, body)
+
+
+def _parse_xml(body: bytes) -> ET.Element:
     try:
-        root = ET.fromstring(document.content)  # noqa: S314 - expat refuses entity expansion bombs
+        return ET.fromstring(body)  # noqa: S314 - expat refuses entity expansion bombs
+    except ET.ParseError as exc:
+        if "undefined entity" not in str(exc):
+            raise ParseError(f"not XML: {exc}") from exc
+    try:
+        return ET.fromstring(_numeric_entities(body))  # noqa: S314
     except ET.ParseError as exc:
         raise ParseError(f"not XML: {exc}") from exc
+
+
+def feed_items(document: Document) -> list[FeedItem]:
+    """Every item of an RSS 2.0 or Atom document; ParseError for anything else."""
+    root = _parse_xml(_xml_bytes(document))
     if root.tag == "rss" and (channel := root.find("channel")) is not None:
         return [_rss_item(item) for item in channel.findall("item")]
     if root.tag == f"{ATOM}feed":

@@ -55,18 +55,20 @@ def _post(message: Node) -> Post | None:
     body = next((c for c in bubble.children if isinstance(c, Node) and "tgme_widget_message_text" in c.classes), None)
     date = message.find("a", "tgme_widget_message_date")
     time = date.find("time") if date else None
-    if not number or body is None or time is None or not time.attr("datetime"):
+    if not number or time is None or not time.attr("datetime"):
         return None
+    if body is None:  # a photo, video or file without caption: kept (with no text) so paging sees its id
+        return Post(ref, int(number.group(1)), "", time.attr("datetime") or "", ())
     text = "\n".join(" ".join(line.split()) for line in _lines(body).splitlines() if line.strip())
     links = tuple(dict.fromkeys(h for a in body.find_all("a") if (h := a.attr("href") or "").startswith("http")))
     return Post(ref, int(number.group(1)), text, time.attr("datetime") or "", links)
 
 
 def parse_posts(document: Document) -> list[Post]:
-    """Every post of a preview page (service and media-only posts have no text and are left out)."""
+    """Every dated post of a preview page; media-only posts have empty text (no report, but they count for paging)."""
     root = parse_html(document.text)
     messages = list(root.find_all("div", "tgme_widget_message"))
-    if not messages and root.find("div", "tgme_channel_history") is None:
+    if not messages and root.find(None, "tgme_channel_history") is None:  # a <section> in the real markup
         raise ParseError("not a t.me/s channel preview page")
     return [post for post in (_post(m) for m in messages) if post is not None]
 

@@ -118,8 +118,9 @@ class Document:
         return self.content.decode("utf-8", errors="replace")
 
     def json(self) -> Any:
+        """The parsed body; a UTF-8 byte order mark, which RFC 8259 lets parsers ignore, is ignored."""
         try:
-            return orjson.loads(self.content)
+            return orjson.loads(self.content.removeprefix(b"\xef\xbb\xbf"))
         except orjson.JSONDecodeError as exc:
             raise ParseError(f"not JSON: {exc}") from exc
 

@@ -48,7 +48,7 @@ def parse_rekts(data: dict[str, Any]) -> list[Report]:
     names = {str(c.get("id")): str(c.get("name")) for c in data.get("chains") or [] if isinstance(c, dict)}
 
     def build(item: dict[str, Any]) -> Report | None:
-        name, when = str(item["projectName"]).strip(), parse_date_text(item.get("date"))
+        name, when = str(item.get("projectName") or "").strip(), parse_date_text(item.get("date"))
         if not name or when is None:
             return None
         category = normalise_category(item.get("issueType"))

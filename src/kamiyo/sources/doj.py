@@ -35,15 +35,16 @@ def _plain(value: Any) -> tuple[str, tuple[str, ...]]:
 def _report(item: dict[str, Any]) -> Report | None:
     title = html.unescape(str(item["title"])).strip()
     published = parse_date_text(item.get("date"))
-    if published is None:
+    url = item.get("url") if isinstance(item.get("url"), str) else None
+    ref = str(item.get("uuid") or url or "")
+    if published is None or not ref:
         return None
     body, links = _plain(item.get("body"))
     teaser, _ = _plain(item.get("teaser"))
     text = body or teaser
-    url = item.get("url") if isinstance(item.get("url"), str) else None
     components = [c.get("name") for c in item.get("component") or [] if isinstance(c, dict)]
     return incident_report(
-        NAME, str(item.get("uuid") or url), title, text, published, url=url, links=links, legal_ok=True,
+        NAME, ref, title, text, published, url=url, links=links, legal_ok=True,
         look_back=LOOK_BACK,
         raw={"uuid": item.get("uuid"), "title": title, "url": url, "date": item.get("date"),
              "number": item.get("number"), "component": components, "teaser": teaser[:1000]},

@@ -6,7 +6,9 @@
 `addresses`, `source {transactionHash, block {number, timestamp, chainId}, bot {id}}`, `projects
 [{id, name}]` and `contracts [{address, name}]`. Only critical and high alerts of the Attack
 Detector feed that name the attacked project are kept; the block time is the incident time and
-`createdAt` the report time. The key is sent as a bearer token.
+`createdAt` the report time. The key is sent as a bearer token. While `pageInfo.hasNextPage`, the
+next page is asked for with `input.after = endCursor`, up to MAX_PAGES pages; a page whose alerts
+are all stored already, or a cursor seen before, ends it.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ QUERY = """query KamiyoAlerts($input: AlertsInput) {
   }
 }"""
 VARIABLES = {"input": {"bots": [ATTACK_DETECTOR], "first": 100, "severities": ["CRITICAL", "HIGH"]}}
+MAX_PAGES = 3
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}(?![0-9a-fA-F])")
 
 
@@ -90,9 +93,41 @@ def parse_alerts(data: dict[str, Any]) -> list[Report]:
     return list(each((a for a in alerts if isinstance(a, dict)), build, NAME))
 
 
+def _next_cursor(data: dict[str, Any]) -> dict[str, Any] | None:
+    page = data.get("alerts")
+    info = page.get("pageInfo") if isinstance(page, dict) else None
+    if not isinstance(info, dict) or not info.get("hasNextPage"):
+        return None
+    cursor = info.get("endCursor")
+    return cursor if isinstance(cursor, dict) and cursor else None
+
+
+def _hashes(data: dict[str, Any]) -> set[str]:
+    alerts = data["alerts"]["alerts"]  # parse_alerts has checked the shape
+    return {str(a.get("hash")) for a in alerts if isinstance(a, dict)}
+
+
 async def fetch(ctx: FetchContext) -> list[Report]:
-    data = await graphql(ctx, ctx.url, QUERY, VARIABLES, headers=bearer(ctx.key))
-    return [] if data is None else parse_alerts(data)
+    found: dict[str, Report] = {}
+    seen: set[str] = set()
+    cursors: set[str] = set()
+    variables: dict[str, Any] = VARIABLES
+    for number in range(MAX_PAGES):
+        data = await graphql(ctx, ctx.url, QUERY, variables, headers=bearer(ctx.key), conditional=number == 0)
+        if data is None:
+            break
+        for report in parse_alerts(data):
+            found.setdefault(report.source_ref, report)
+        hashes = _hashes(data)
+        fresh = hashes - seen - ctx.known_refs
+        seen |= hashes
+        cursor = _next_cursor(data)
+        key = str(sorted(cursor.items())) if cursor else ""
+        if cursor is None or not fresh or key in cursors:
+            break
+        cursors.add(key)
+        variables = {"input": {**VARIABLES["input"], "after": cursor}}
+    return list(found.values())
 
 
 SOURCE = Source(

@@ -13,6 +13,12 @@ from html.parser import HTMLParser
 VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"})
 SELF_CLOSING_SIBLINGS = frozenset({"li", "p", "dd", "dt", "option", "tr", "td", "th"})
 SKIPPED = frozenset({"script", "style"})
+# Elements that break a line when rendered: their text never runs into the neighbouring text.
+BLOCKS = frozenset(
+    {"address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption", "figure", "footer",
+     "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav", "ol", "p", "pre", "section", "table",
+     "td", "th", "tr", "ul"}
+)  # fmt: skip
 _SPACES = re.compile(r"\s+")
 
 
@@ -48,13 +54,15 @@ class Node:
         return next(self.find_all(tag, cls), None)
 
     def text(self) -> str:
-        """All text below, whitespace collapsed."""
+        """All text below, whitespace collapsed; block elements (`<p>`, `<br>`, `<li>`, …) part words."""
         parts: list[str] = []
         stack: list[Node | str] = [self]
         while stack:
             item = stack.pop()
             if isinstance(item, str):
                 parts.append(item)
+            elif item.tag in BLOCKS:
+                stack.extend([" ", *reversed(item.children), " "])
             elif item.tag not in SKIPPED:
                 stack.extend(reversed(item.children))
         return _SPACES.sub(" ", "".join(parts)).strip()

@@ -93,7 +93,8 @@ class Fetcher:
             raise FetchError(f"HTTP {status} from {shown_url(url)}", status)
         if len(response.content) > MAX_BYTES:
             raise FetchError(f"response of {shown_url(url)} exceeds {MAX_BYTES} bytes")
-        self._remember(key, response)
+        if conditional:  # a later page neither sends nor replaces what the first page of a listing saw
+            self._remember(key, response)
         return Document(
             str(response.url), status, response.content, {k.lower(): v for k, v in response.headers.items()}
         )
