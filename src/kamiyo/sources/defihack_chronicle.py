@@ -4,14 +4,16 @@
 each `public/data/hacks/<file>` follows the repository's schema.json: `id`, `protocol`,
 `blockchain[]`, `category[]`, `estimatedLoss.totalUSD` (a string), `attackTime.startTime`
 (ISO-8601 UTC), `description`, `transactions[]` (`txHash`, `blockchain`, `role`),
-`attackers[]` (`address`, `role`), `references[]`. Detail files are fetched conditionally, so an
-unchanged incident costs a 304.
+`attackers[]` (`address`, `role`), `references[]`, `metadata.dateAdded` (the day the entry was published;
+the report time is the end of that day, the latest moment it states). Detail files are fetched
+conditionally, so an unchanged incident costs a 304.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urljoin
 
@@ -42,6 +44,7 @@ CATEGORY_MAP = {
 }
 EXPLOIT_ROLES = ("exploit", "drain", "manipulation", "privilege_escalation")
 CONCURRENCY = 8
+END_OF_DAY = timedelta(days=1, seconds=-1)
 
 
 def _category(values: list[Any]) -> str:
@@ -75,6 +78,13 @@ def _attacker(doc: dict[str, Any]) -> str | None:
     return next((addr for a in attackers if (addr := normalise_address(str(a.get("address") or "")))), None)
 
 
+def _added(doc: dict[str, Any]) -> datetime | None:
+    """End of the day `metadata.dateAdded` states: by then the entry was published (None when not stated)."""
+    meta = doc["metadata"] if isinstance(doc.get("metadata"), dict) else {}
+    day = parse_date_text(meta.get("dateAdded"))
+    return None if day is None else day.replace(hour=0, minute=0, second=0, microsecond=0) + END_OF_DAY
+
+
 def parse_incident(document: Document, file: str) -> Report:
     doc = document.json()
     if not isinstance(doc, dict) or not doc.get("id") or not doc.get("protocol"):
@@ -103,6 +113,7 @@ def parse_incident(document: Document, file: str) -> Report:
         attacker_address=_attacker(doc),
         url=BLOB + file,
         references=references,
+        reported_at=_added(doc),
         raw={k: v for k, v in doc.items() if k != "locales"},
     )
 
