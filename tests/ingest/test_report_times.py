@@ -11,13 +11,15 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from kamiyo import migrations
 from kamiyo.db import Database
 from kamiyo.exploits.models import Report as ReportRow
 from kamiyo.ingest.health import last_fetch_at, record_run
 from kamiyo.ingest.report_times import known_gap, stamp
 from kamiyo.ingest.runner import IngestOptions, run_source
+from kamiyo.ingest.store import store_reports
 from kamiyo.kit.timeutil import utcnow
 from kamiyo.sources import REGISTRY
 from kamiyo.sources.base import Document, Report
@@ -171,3 +173,37 @@ def test_the_chronicle_time_is_the_end_of_the_day_it_added_the_entry() -> None:
     undated = json.loads(path.read_bytes())
     undated.pop("metadata")
     assert parse_incident(Document(name, 200, json.dumps(undated).encode()), name).reported_at is None
+
+
+async def test_the_migration_nulls_backfill_ingestion_stamps_and_keeps_real_times(db_url: str) -> None:
+    """A database of an older version: every report without its own time was stamped with its `seen_at`."""
+    first, later = utcnow() - timedelta(days=3), utcnow() - timedelta(days=2)
+    published = T0 - timedelta(days=40)
+    db = Database(db_url)
+    async with db.session() as session:
+        await store_reports(
+            session,
+            [
+                Report("rekt", "post", "Alpha", T0 - timedelta(days=41), reported_at=published),
+                Report("defillama", "Alpha|old", "Alpha", T0 - timedelta(days=41)),  # the list's first batch
+            ],
+            now=first,
+        )
+        # a later batch: what the old runner wrote for a list's new item (its fetch time)
+        await store_reports(session, [Report("defillama", "Beta|new", "Beta", T0, reported_at=later)], now=later)
+    await db.dispose()
+    await asyncio.to_thread(migrations.downgrade, db_url, "confirm")  # back to the non-null column: stamps = seen_at
+    db = Database(db_url)
+    async with db.session() as session:
+        stamped = (
+            await session.execute(select(func.count()).where(ReportRow.reported_at == ReportRow.seen_at))
+        ).scalar_one()
+    await db.dispose()
+    await asyncio.to_thread(migrations.upgrade, db_url)
+    db = Database(db_url)
+    seeded, lists, feeds = await _times(db, "defihacklabs"), await _times(db, "defillama"), await _times(db, "rekt")
+    await db.dispose()
+    assert stamped == len(seeded) + 2  # the seed, the list's first batch and its later one
+    assert seeded and all(at is None for at in seeded.values())
+    assert lists == {"Alpha|old": None, "Beta|new": later}
+    assert feeds == {"post": published}
