@@ -201,7 +201,8 @@ async def test_sources_page_lists_health_and_rankings_with_each_component(client
         for part in ("exclusivity", "coverage", "accuracy", "uptime"):
             value = top[part]
             assert (f"{part} {value * 100:.0f} %" if value is not None else f"{part} —") in first
-        assert f"{top['reports']:,} reports" in first
+        assert f"{top['reports']:,} reports, {top['timed_reports']:,} timed" in first
+        assert top["speed_median_s"] is None and "speed unknown" in first  # the bundled history has no report times
         idle = [r["source"] for r in ranking if not r["reports"] and r["uptime"] is None]
         assert all(web_router.REGISTRY[name].title in unescape(page.split("No reports or runs")[1]) for name in idle)
     assert 'aria-current="page">1 year</a>' in (await client.get("/app/sources?days=7")).text  # not a window: default
