@@ -16,7 +16,9 @@ from sqlalchemy import func, select
 from kamiyo import migrations
 from kamiyo.db import Database
 from kamiyo.exploits.models import Report as ReportRow
+from kamiyo.ingest import bulk
 from kamiyo.ingest.health import last_fetch_at, record_run
+from kamiyo.ingest.importer import row_to_reports
 from kamiyo.ingest.report_times import known_gap, stamp
 from kamiyo.ingest.runner import IngestOptions, run_source
 from kamiyo.ingest.store import store_reports
@@ -207,3 +209,30 @@ async def test_the_migration_nulls_backfill_ingestion_stamps_and_keeps_real_time
     assert seeded and all(at is None for at in seeded.values())
     assert lists == {"Alpha|old": None, "Beta|new": later}
     assert feeds == {"post": published}
+
+
+@pytest.mark.parametrize("bulk_path", [False, True])
+async def test_an_import_keeps_the_times_its_file_states_and_null_stays_null(
+    empty_db_url: str, bulk_path: bool
+) -> None:
+    row = {
+        "protocol": "Imported",
+        "timestamp": "2023-03-13T08:50:35Z",
+        "chain": "ethereum",
+        "sources": [
+            {"source": "rekt", "ref": "imported-post", "reported_at": "2023-03-14T10:00:00Z"},
+            {"source": "defillama", "ref": "Imported|2023-03-13"},
+        ],
+    }
+    db = Database(empty_db_url)
+    async with db.session() as session:
+        reports = row_to_reports(row, incident="row:1")
+        await (
+            bulk.bulk_store(session, reports, notify_since=None, now=utcnow())
+            if bulk_path
+            else store_reports(session, reports)
+        )
+    rekt, llama = await _times(db, "rekt"), await _times(db, "defillama")
+    await db.dispose()
+    assert rekt == {"imported-post": datetime(2023, 3, 14, 10, 0, tzinfo=UTC)}
+    assert llama == {"Imported|2023-03-13": None}
