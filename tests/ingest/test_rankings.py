@@ -23,7 +23,7 @@ B = NOW - timedelta(days=5, hours=7)
 C = NOW - timedelta(days=400)
 
 
-def _r(source: str, protocol: str, ts: datetime, reported: datetime, **facts: object) -> Report:
+def _r(source: str, protocol: str, ts: datetime, reported: datetime | None, **facts: object) -> Report:
     return Report(
         source=source,
         source_ref=f"{protocol}-{source}",
@@ -61,7 +61,7 @@ async def test_components_on_a_constructed_set(empty_db_url: str) -> None:
     # Alpha's merged amount is the median 1.05M, its chain ethereum; Beta's amount 0.5M.
     assert by["defillama"] | {"rank": 0} == {
         "rank": 0, "source": "defillama", "reports": 2, "speed_median_s": 7200.0,  # delays 0 s and 4 h
-        "exclusivity": 0.5, "coverage": 1.0, "accuracy": 1.0, "uptime": None,  # 5 of 5 checks agree
+        "exclusivity": 0.5, "coverage": 1.0, "accuracy": 1.0, "uptime": None, "timed_reports": 2,  # 5 of 5 agree
         "score": round(0.25 / (1 + 7200 / 86400) + 0.2 * 0.5 + 0.25 + 0.2, 4),
     }  # fmt: skip
     assert by["rekt"]["speed_median_s"] == 3600.0 and by["rekt"]["exclusivity"] == 0.5
@@ -71,6 +71,7 @@ async def test_components_on_a_constructed_set(empty_db_url: str) -> None:
     assert slow["accuracy"] == round(1 / 3, 4)  # the date agrees, amount and chain do not
     assert slow["uptime"] == 0.5  # one of the two runs in the window succeeded
     assert slow["score"] == round(0.25 * 0.5 + 0 + 0.25 * 0.5 + 0.2 / 3 + 0.1 * 0.5, 4)
+    assert slow["timed_reports"] == 1 and by["defillama"]["timed_reports"] == 2
     assert [r["source"] for r in rows[:3]] == ["rekt", "defillama", "slowmist"]
     assert [r["rank"] for r in rows] == list(range(1, len(rows) + 1))
     assert {r["source"] for r in rows} >= set(REGISTRY)
@@ -99,10 +100,48 @@ async def test_rankings_route_on_bundled_data_and_fixtures(db_url: str) -> None:
             assert row[part] is None or 0 <= row[part] <= 1
     assert by["defihacklabs"]["coverage"] > by["defillama"]["coverage"] > by["rekt"]["coverage"] > 0
     assert by["defihacklabs"]["uptime"] == 1.0 and 440 <= by["defillama"]["reports"] <= 448  # 2016 is > 10 years ago
+    for name in ("defihacklabs", "defillama"):  # the seed and a list's first fetch: backfill, no known times
+        assert by[name]["timed_reports"] == 0 and by[name]["speed_median_s"] is None and by[name]["exclusivity"] is None
+    assert by["rekt"]["timed_reports"] == by["rekt"]["reports"] > 0 and by["rekt"]["speed_median_s"] is not None
+    timed = schema["components"]["schemas"]["RankingOut"]["properties"]["timed_reports"]
+    assert "known report time" in timed["description"]
     assert bad.status_code == 422 and bad.json()["error"]["code"]
     description = schema["paths"]["/sources/rankings"]["get"]["description"]
     for word in ("speed_median_s", "exclusivity", "coverage", "accuracy", "uptime", "score"):
         assert word in description
+
+
+async def test_speed_and_exclusivity_use_only_reports_with_a_known_time(empty_db_url: str) -> None:
+    d, e = NOW - timedelta(days=3), NOW - timedelta(days=2)
+    reports = [
+        _r("defillama", "Delta", d, None),  # backfilled history: time unknown
+        _r("rekt", "Delta", d, d + timedelta(hours=2)),
+        _r("slowmist", "Delta", d, d + timedelta(hours=5)),
+        _r("defillama", "Echo", e, None),
+        _r("slowmist", "Echo", e, None),
+    ]
+    db = Database(empty_db_url)
+    async with db.session() as session:
+        await store_reports(session, reports)
+    async with db.session() as session:
+        rows = await compute_rankings(session, 30, now=NOW)
+    await db.dispose()
+    by = {r["source"]: r for r in rows}
+    llama, rekt, slow = by["defillama"], by["rekt"], by["slowmist"]
+    assert (llama["reports"], llama["timed_reports"], llama["speed_median_s"], llama["exclusivity"]) == (
+        2,
+        0,
+        None,
+        None,
+    )
+    # no timed report: scored on coverage, accuracy and uptime only, their weights scaled to 1
+    assert llama["coverage"] == 1.0 and llama["accuracy"] == 1.0 and llama["score"] == round(0.45 / 0.55, 4)
+    assert (rekt["timed_reports"], rekt["speed_median_s"], rekt["exclusivity"]) == (1, 0.0, 1.0)
+    assert rekt["score"] == round(0.25 + 0.20 + 0.25 * 0.5 + 0.20, 4)
+    # slowmist's untimed Echo report counts for coverage, not for its exclusivity: 0 of 1, not 0 of 2
+    assert (slow["reports"], slow["timed_reports"], slow["speed_median_s"], slow["exclusivity"]) == (2, 1, 10800.0, 0.0)
+    assert slow["score"] == round(0.25 / (1 + 10800 / 86400) + 0.25 + 0.20, 4)
+    assert by["defihacklabs"]["timed_reports"] == 0 and by["defihacklabs"]["score"] == 0
 
 
 @pytest.mark.parametrize("days", [1, 3650])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from html import unescape
 
 import httpx
@@ -16,6 +16,8 @@ from kamiyo import tiers
 from kamiyo.db import Database
 from kamiyo.exploits.models import Exploit
 from kamiyo.exploits.stats import compute_stats, refresh_days
+from kamiyo.ingest.store import store_reports
+from kamiyo.sources.base import Report
 from kamiyo.web import queries
 from kamiyo.web import router as web_router
 
@@ -202,7 +204,8 @@ async def test_sources_page_lists_health_and_rankings_with_each_component(client
         for part in ("exclusivity", "coverage", "accuracy", "uptime"):
             value = top[part]
             assert (f"{part} {value * 100:.0f} %" if value is not None else f"{part} —") in first
-        assert f"{top['reports']:,} reports" in first
+        assert f"{top['reports']:,} reports, {top['timed_reports']:,} timed" in first
+        assert top["speed_median_s"] is None and "speed unknown" in first  # the bundled history has no report times
         idle = [r["source"] for r in ranking if not r["reports"] and r["uptime"] is None]
         assert all(web_router.REGISTRY[name].title in unescape(page.split("No reports or runs")[1]) for name in idle)
     assert 'aria-current="page">1 year</a>' in (await client.get("/app/sources?days=7")).text  # not a window: default
@@ -241,3 +244,24 @@ async def test_home_overview_follows_a_changed_exploit_at_once(database: Databas
         await refresh_days(session, [exploit.timestamp.date()])
         after = await queries.cached_overview(session)
     assert after.total_loss_usd == pytest.approx(before.total_loss_usd + 1e9)
+
+
+async def test_exploit_page_times_only_reports_with_a_known_time(client: httpx.AsyncClient, db_url: str) -> None:
+    incident = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
+    db = Database(db_url)
+    async with db.session() as session:
+        result = await store_reports(
+            session,
+            [
+                Report("rekt", "timed", "Timeline Fixture", incident, reported_at=incident + timedelta(hours=2)),
+                Report("defillama", "untimed|2026-11-01", "Timeline Fixture", incident),  # backfill: no time
+            ],
+        )
+    await db.dispose()
+    [exploit_id] = result.created
+    html = (await client.get(f"/app/exploits/{exploit_id}")).text
+    timeline = _text(html.split('<ol class="timeline">')[1].split("</ol>")[0])
+    reports = _text(html.split('aria-labelledby="reports-title"')[1].split("</table>")[0])
+    assert "2 h after the incident" in timeline and timeline.count("after the incident") == 2  # rekt, first seen
+    assert timeline.rstrip().endswith("Report time not known (backfilled history) Reported by DeFiLlama Hacks")
+    assert "2026-11-01 10:00 UTC" in reports and "unknown" in reports

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, insert, select
+from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.exploits.models import Report
@@ -91,7 +91,7 @@ async def record_run(
     """Book one fetch of a source: success resets the failure streak, failure extends it.
 
     Also appends the run to `source_runs` (uptime in the rankings). `items=None` keeps the last
-    count (a 304 Not Modified run).
+    count (a 304 Not Modified run). A fetch books its `latency_ms`; a run without one fetched nothing.
     """
     at = at or utcnow()
     state = await _state(session, name)
@@ -129,6 +129,7 @@ class RunContext:
     last_run_at: datetime | None
     validators: dict[str, dict[str, str]]
     known_refs: frozenset[str]
+    last_fetch_at: datetime | None = None  # start of the latest successful fetch (report times, see report_times)
 
 
 async def load_run_context(session: AsyncSession, name: str) -> RunContext:
@@ -139,7 +140,20 @@ async def load_run_context(session: AsyncSession, name: str) -> RunContext:
         for row in cached.scalars()
     }
     refs = await session.execute(select(Report.source_ref).where(Report.source == name))
-    return RunContext(state.last_run_at if state else None, validators, frozenset(refs.scalars()))
+    return RunContext(
+        state.last_run_at if state else None, validators, frozenset(refs.scalars()), await last_fetch_at(session, name)
+    )
+
+
+async def last_fetch_at(session: AsyncSession, name: str) -> datetime | None:
+    """Start of the source's latest successful fetch. A run booked without a latency fetched nothing (the
+    bundled seed books one so health shows its items): it does not count, its data is a past snapshot."""
+    latest = await session.execute(
+        select(func.max(SourceRun.started_at)).where(
+            SourceRun.source == name, SourceRun.ok, SourceRun.latency_ms.is_not(None)
+        )
+    )
+    return latest.scalar_one_or_none()
 
 
 async def forget_validators(session: AsyncSession) -> None:

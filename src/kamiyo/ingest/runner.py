@@ -1,4 +1,7 @@
-"""Run one source once: lead, fetch, validate, store, book — never raising into the round.
+"""Run one source once: lead, fetch, validate, time, store, book — never raising into the round.
+
+Each report's `reported_at` is its own publication time or, for a list without one, this fetch's time
+when the previous fetch was recent, else unknown (`kamiyo.ingest.report_times`).
 
 The fetch happens outside any transaction; storing is one transaction, serialised within the
 process (SQLite has one writer) and across processes on PostgreSQL (an advisory transaction lock,
@@ -23,7 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from kamiyo.db import Database
-from kamiyo.ingest import validate
+from kamiyo.ingest import report_times, validate
 from kamiyo.ingest.health import load_run_context, mark_disabled, record_run, save_validators
 from kamiyo.ingest.store import store_reports
 from kamiyo.kit.timeutil import utcnow
@@ -166,6 +169,7 @@ async def _lead(
         log.exception("source crashed", extra={"source": source.name})
         outcome.status, outcome.error = "failed", f"{type(exc).__name__}: {exc}"
     outcome.requests = fetcher.requests
+    report_times.stamp(reports, utcnow(), context.last_fetch_at, report_times.known_gap(source.cadence_seconds))
     if not outcome.failed and not reports and fetcher.not_modified and fetcher.not_modified == fetcher.requests:
         outcome.status = "not_modified"
     await _book(db, source, outcome, reports, fetcher, options, started, clock, store_lock)

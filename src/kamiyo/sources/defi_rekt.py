@@ -4,7 +4,7 @@ The key goes in the `X-Api-Key` header. `rekts(pageNumber, pageSize, orderBy)` r
 `projectName`, `description`, `date` (ISO-8601), `fundsLost` and `fundsReturned` (USD),
 `chaindIds` (De.Fi's own chain ids, spelt so in the schema), `category` and `issueType`; the same
 query asks `chains { id name }` to turn those ids into names. The incident date is the only time
-the database gives, so `reported_at` is left to the time Kamiyo first sees the entry.
+the database gives: no publication time (`kamiyo.ingest.report_times` times its reports).
 """
 
 from __future__ import annotations

@@ -4,15 +4,18 @@
 each `public/data/hacks/<file>` follows the repository's schema.json: `id`, `protocol`,
 `blockchain[]`, `category[]`, `estimatedLoss.totalUSD` (a string), `attackTime.startTime`
 (ISO-8601 UTC), `description`, `transactions[]` (`txHash`, `blockchain`, `role`),
-`attackers[]` (`address`, `role`), `references[]`. Detail files are fetched conditionally, so an
-unchanged incident costs a 304. `chains` lists the primary chain, the incident's `blockchain[]` and the chains
-of its attack transactions; `tx_hashes` every attack transaction on any of them (ATTACK_ROLES).
+`attackers[]` (`address`, `role`), `references[]`, `metadata.dateAdded` (the day the entry was published;
+the report time is the end of that day, the latest moment it states). Detail files are fetched
+conditionally, so an unchanged incident costs a 304. `chains` lists the primary chain, the incident's
+`blockchain[]` and the chains of its attack transactions; `tx_hashes` every attack transaction on any of
+them (ATTACK_ROLES).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urljoin
 
@@ -48,6 +51,7 @@ AFTERMATH_ROLES = ("funding", "laundering", "launder", "consolidation", "recover
 # laundering transactions stay in `raw`.
 ATTACK_ROLES = (*EXPLOIT_ROLES, "setup", "deploy", "prepare", "failed_attempt", "post_exploit_attempt")
 CONCURRENCY = 8
+END_OF_DAY = timedelta(days=1, seconds=-1)
 
 
 def _category(values: list[Any]) -> str:
@@ -92,6 +96,13 @@ def _attacker(doc: dict[str, Any]) -> str | None:
     return next((addr for a in attackers if (addr := normalise_address(str(a.get("address") or "")))), None)
 
 
+def _added(doc: dict[str, Any]) -> datetime | None:
+    """End of the day `metadata.dateAdded` states: by then the entry was published (None when not stated)."""
+    meta = doc["metadata"] if isinstance(doc.get("metadata"), dict) else {}
+    day = parse_date_text(meta.get("dateAdded"))
+    return None if day is None else day.replace(hour=0, minute=0, second=0, microsecond=0) + END_OF_DAY
+
+
 def parse_incident(document: Document, file: str) -> Report:
     doc = document.json()
     if not isinstance(doc, dict) or not doc.get("id") or not doc.get("protocol"):
@@ -123,6 +134,7 @@ def parse_incident(document: Document, file: str) -> Report:
         attacker_address=_attacker(doc),
         url=BLOB + file,
         references=references,
+        reported_at=_added(doc),
         raw={k: v for k, v in doc.items() if k != "locales"},
     )
 

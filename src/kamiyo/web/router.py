@@ -148,7 +148,7 @@ async def exploit_detail(
 
 @dataclass(slots=True)
 class Event:
-    at: datetime
+    at: datetime | None  # None: a report whose time is not known (backfilled history)
     kind: str  # incident | report | seen
     what: str
     source: dict[str, Any] | None = None
@@ -156,13 +156,15 @@ class Event:
 
 
 def _timeline(exploit: dict[str, Any]) -> list[Event]:
-    """The incident, each source's report and when Kamiyo learned of it, in time order."""
-    events = [Event(moment(exploit["timestamp"]) or utcnow(), "incident", "Incident")]
-    events += [Event(moment(r["reported_at"]) or utcnow(), "report", "Reported", r) for r in exploit["sources"]]
+    """The incident, each source's report and when Kamiyo learned of it, in time order; reports whose time is
+    not known come last, without a delay (never as "now")."""
+    incident = moment(exploit["timestamp"]) or utcnow()
+    events = [Event(incident, "incident", "Incident")]
+    events += [Event(moment(r["reported_at"]), "report", "Reported", r) for r in exploit["sources"]]
     events.append(Event(moment(exploit["first_seen_at"]) or utcnow(), "seen", "First seen by Kamiyo"))
     for event in events:
-        event.after_s = (event.at - events[0].at).total_seconds()
-    events.sort(key=lambda e: e.at)
+        event.after_s = (event.at - incident).total_seconds() if event.at else 0.0
+    events.sort(key=lambda e: (e.at is None, e.at or incident))
     return events
 
 
