@@ -377,7 +377,7 @@ async def store_reports(
 
 
 # Bump when the derivation or placement rules change, so `kamiyo db upgrade` re-derives stored records.
-RULES_VERSION = 2
+RULES_VERSION = 3
 RECORDS_VERSION = "records_version"
 
 
