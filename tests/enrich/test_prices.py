@@ -4,17 +4,15 @@ SQLite and PostgreSQL: the bundled token losses priced at their incident day, th
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, date, datetime, time
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from typer.testing import CliRunner
 
-from kamiyo.config import Settings
+from kamiyo.cli import app
+from kamiyo.config import Settings, get_settings
 from kamiyo.db import Database
 from kamiyo.enrich.models import PriceQuote
 from kamiyo.enrich.prices import price_pending
@@ -126,6 +124,9 @@ async def test_a_failing_price_api_is_asked_again_later_and_never_breaks_the_job
     api.mode = mode
     failed = await run(database, online(db_url, base))
     assert failed.failed == failed.requests == 3 and failed.quotes == 0  # three in a row end the round
+    assert all(base not in error for error in failed.errors) and failed.errors[0].endswith(
+        "HTTP 500" if mode == "500" else "the answer is not JSON"
+    )
     async with database.session() as session:
         assert (await session.execute(select(func.count()).select_from(PriceQuote))).scalar_one() == 0
     assert not any(r.amount_status == "priced" for r in await records(database))
@@ -145,14 +146,20 @@ async def test_the_round_is_bounded_and_the_rest_waits_for_the_next(
     assert len(api.asked) == 10 and not asked & {stamp for stamp, _, _ in api.asked[5:]}
 
 
-def test_the_prices_command_runs_a_round_or_says_it_is_off(db_url: str, price_api: tuple[str, PriceApi]) -> None:
+def test_the_prices_command_runs_a_round_or_says_it_is_off(
+    db_url: str, price_api: tuple[str, PriceApi], monkeypatch: pytest.MonkeyPatch
+) -> None:
     base, api = price_api
-    exe = Path(sys.executable).parent / "kamiyo"
-    env = dict(os.environ, KAMIYO_DATABASE_URL=db_url, KAMIYO_SEED="0", KAMIYO_OFFLINE="1")
-    off = subprocess.run([str(exe), "prices"], env=env, capture_output=True, text=True, timeout=120, check=False)
-    assert off.returncode == 0 and "pricing is off" in off.stderr + off.stdout and api.asked == []
-    env |= {"KAMIYO_OFFLINE": "0", "KAMIYO_SOURCE_URLS": json.dumps({"prices": base})}
-    one = subprocess.run(
-        [str(exe), "prices", "--requests", "2"], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert one.returncode == 0 and "2 requests (0 failed)" in one.stderr + one.stdout and len(api.asked) == 2
+    for name, value in {"KAMIYO_DATABASE_URL": db_url, "KAMIYO_SEED": "0", "KAMIYO_OFFLINE": "1"}.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    off = CliRunner().invoke(app, ["prices"])
+    assert off.exit_code == 0 and "pricing is off" in off.output and api.asked == []
+    monkeypatch.setenv("KAMIYO_OFFLINE", "0")
+    monkeypatch.setenv("KAMIYO_SOURCE_URLS", json.dumps({"prices": base}))
+    get_settings.cache_clear()
+    try:
+        one = CliRunner().invoke(app, ["prices", "--requests", "2"])
+    finally:
+        get_settings.cache_clear()
+    assert one.exit_code == 0 and "2 requests (0 failed)" in one.output and len(api.asked) == 2

@@ -149,6 +149,13 @@ async def ask(fetcher: Fetcher, base: str, day: date, coins: Sequence[str]) -> d
     return read_answer(document.content, coins)
 
 
+def _described(exc: Exception) -> str:
+    """What went wrong, without the URL (a mirror's URL may carry a key)."""
+    if isinstance(exc, FetchError):
+        return f"HTTP {exc.status}" if exc.status else "no answer (timeout or connection failure)"
+    return str(exc)
+
+
 async def store_quotes(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """Keep these answers, replacing what was cached for the same (coin, day)."""
     for row in rows:
@@ -194,7 +201,7 @@ async def price_pending(
             except (FetchError, AnswerError) as exc:
                 outcome.failed += 1
                 in_a_row += 1
-                outcome.errors.append(f"{day.isoformat()}: {exc}"[:300])
+                outcome.errors.append(f"{day.isoformat()}: {_described(exc)}")
                 log.warning("price request failed; asked again next round", extra={"day": day.isoformat()})
                 continue
             in_a_row = 0
