@@ -482,5 +482,36 @@ def verify(
     console.print(f"checked {outcome.checked}: {counts}; re-applied {outcome.reapplied}, reset {outcome.reset}")
 
 
+@app.command()
+def prices(
+    requests: Annotated[int, typer.Option("--requests", min=1, max=10_000, help="Price API requests at most.")] = 60,
+) -> None:
+    """Price token-denominated losses at their incident day through the price API (one round of the job)."""
+    from kamiyo import migrations
+    from kamiyo.db import Database
+    from kamiyo.enrich.prices import price_pending
+
+    settings = get_settings()
+    migrations.upgrade(settings.database_url)
+
+    async def run() -> Any:
+        db = Database(settings.database_url)
+        try:
+            return await price_pending(db, settings, max_requests=requests)
+        finally:
+            await db.dispose()
+
+    outcome = _run(run())
+    if outcome.disabled:
+        console.print(f"[yellow]pricing is off: {outcome.disabled}")
+        return
+    for error in outcome.errors[:10]:
+        console.print(f"[yellow]{error}")
+    console.print(
+        f"{outcome.requests} requests ({outcome.failed} failed): {outcome.quotes} prices, {outcome.missing} "
+        f"without a price; {outcome.repriced} records re-derived; {outcome.pending} left for the next round"
+    )
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

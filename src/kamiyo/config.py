@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     anon_rate_limit: str = Field(default="60/minute", alias="KAMIYO_ANON_RATE_LIMIT")
     rate_limits: str = Field(default="on", alias="KAMIYO_RATE_LIMITS")
     allow_http_webhooks: bool = Field(default=False, alias="KAMIYO_ALLOW_HTTP_WEBHOOKS")
+    # Source name -> URL replacing its default endpoint; also "prices" (the historical price API base, default
+    # DeFiLlama's https://coins.llama.fi) and the label feeds.
     source_urls: dict[str, str] = Field(default_factory=dict, alias="KAMIYO_SOURCE_URLS")
     # On-chain verification: JSON object of chain slug -> JSON-RPC URL (`kamiyo verify`); empty disables it.
     rpc_urls: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict, alias="KAMIYO_RPC_URLS")

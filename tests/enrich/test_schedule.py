@@ -12,11 +12,14 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from kamiyo.db import Database
+from kamiyo.enrich import prices
 from kamiyo.enrich.schedule import EnrichScheduler, Job
 from tests.conftest import make_settings
+from tests.enrich.conftest import PriceApi
 from tests.enrich.rpc_server import ChainState, rpc_server
 from tests.enrich.test_labels import LAZARUS, _stored
 from tests.enrich.test_onchain import TARGET, check_of, mined
+from tests.enrich.test_prices import QUICK, records
 from tests.submissions.helpers import seeded
 
 
@@ -30,10 +33,16 @@ async def _until(condition: Callable[[], bool | Awaitable[bool]], timeout: float
     return False
 
 
-async def test_the_jobs_verify_transactions_and_refresh_labels_on_their_timers(
-    db_url: str, database: Database, feed_server: tuple[str, list[str]]
+async def test_the_jobs_verify_transactions_price_losses_and_refresh_labels_on_their_timers(
+    db_url: str,
+    database: Database,
+    feed_server: tuple[str, list[str]],
+    price_api: tuple[str, PriceApi],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     base, seen = feed_server
+    monkeypatch.setattr(prices, "INTERVAL_S", 0.0)
+    monkeypatch.setattr(prices, "POLICY", QUICK)
     state = ChainState()
     target = await seeded(database, TARGET)
     mined(state, target["tx_hash"])
@@ -42,10 +51,12 @@ async def test_the_jobs_verify_transactions_and_refresh_labels_on_their_timers(
             db_url,
             KAMIYO_OFFLINE=False,
             KAMIYO_RPC_URLS=json.dumps({"ethereum": f"{rpc}/v3/KEY"}),
-            KAMIYO_SOURCE_URLS=json.dumps({"ofac": f"{base}/sdn.csv", "scamsniffer": f"{base}/all.json"}),
+            KAMIYO_SOURCE_URLS=json.dumps(
+                {"ofac": f"{base}/sdn.csv", "scamsniffer": f"{base}/all.json", "prices": price_api[0]}
+            ),
         )
         scheduler = EnrichScheduler(database, settings, verify_every=0.2, labels_every=0.2, first_after=0)
-        assert scheduler.status["jobs"] == ["labels", "verify"]
+        assert scheduler.status["jobs"] == ["labels", "verify", "prices"]
         await scheduler.start()
         try:
 
@@ -56,18 +67,21 @@ async def test_the_jobs_verify_transactions_and_refresh_labels_on_their_timers(
             assert await _until(verified)
             assert await _until(lambda: len(seen) >= 4)  # two turns of both feeds
             assert await _until(lambda: "verify" in scheduler.status["runs"])
+            assert await _until(lambda: "prices" in scheduler.status["runs"])
         finally:
             await scheduler.stop()
     assert (LAZARUS, "ofac") in await _stored(database)
     assert seen[2] and seen[3]  # the later turns asked conditionally (If-Modified-Since): an unchanged feed is a 304
     assert scheduler.status["runs"]["verify"]["outcome"] == "ok" and scheduler.status["state"] == "stopped"
+    assert scheduler.status["runs"]["prices"]["outcome"] == "ok" and price_api[1].asked
+    assert any(r.amount_status == "priced" for r in await records(database))
 
 
-async def test_without_rpc_endpoints_only_the_label_job_runs_and_offline_starts_nothing(db_url: str) -> None:
+async def test_without_rpc_endpoints_verification_does_not_run_and_offline_starts_nothing(db_url: str) -> None:
     database = Database(db_url)
     try:
         scheduler = EnrichScheduler(database, make_settings(db_url, KAMIYO_OFFLINE=False), first_after=3600)
-        assert scheduler.status["jobs"] == ["labels"]
+        assert scheduler.status["jobs"] == ["labels", "prices"]
     finally:
         await database.dispose()
 

@@ -47,6 +47,7 @@ def _commands(tmp_path: Path) -> dict[str, list[str]]:
         "submissions review": ["submissions", "review"],
         "backup": ["backup", "--out", str(tmp_path / "backups")],
         "verify": ["verify"],
+        "prices": ["prices"],
     }
 
 

@@ -1,11 +1,12 @@
 """The enrichment jobs on a timer, beside the ingest scheduler (in `kamiyo worker`, and in `kamiyo serve` when
-it runs the workers): on-chain verification every few minutes, the label feeds once a day.
+it runs the workers): on-chain verification every few minutes, pricing of token losses every hour, the label
+feeds once a day.
 
-Verification is off until KAMIYO_RPC_URLS names an EVM chain; both jobs are off with KAMIYO_OFFLINE. On
+Verification is off until KAMIYO_RPC_URLS names an EVM chain; every job is off with KAMIYO_OFFLINE. On
 PostgreSQL each job runs on one worker at a time (the advisory-lock leadership the sources use), so several
 workers never ask a node about the same transactions at once. A job that fails is logged and tried again at
 its next turn; nothing here is lost by a restart (verification keeps its schedule in `onchain_checks`, and
-an unchanged label feed costs a 304).
+an unchanged label feed costs a 304, a price is asked once and kept in `price_quotes`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from kamiyo.config import Settings
 from kamiyo.db import Database
 from kamiyo.enrich.onchain import evm_rpc_urls, verify_pending
+from kamiyo.enrich.prices import price_pending
 from kamiyo.enrich.refresh import refresh_labels
 from kamiyo.ingest.runner import leadership
 from kamiyo.ingest.scheduler import lock_engine_for
@@ -30,6 +32,7 @@ from kamiyo.kit.timeutil import iso, utcnow
 log = logging.getLogger(__name__)
 VERIFY_EVERY_S = 300.0
 LABELS_EVERY_S = 86_400.0
+PRICES_EVERY_S = 3_600.0
 FIRST_RUN_AFTER_S = 60.0  # let a starting process settle (and short-lived ones, such as tests, do nothing)
 VERIFY_BATCH = 200
 
@@ -51,6 +54,7 @@ class EnrichScheduler:
         *,
         verify_every: float = VERIFY_EVERY_S,
         labels_every: float = LABELS_EVERY_S,
+        prices_every: float = PRICES_EVERY_S,
         first_after: float = FIRST_RUN_AFTER_S,
     ) -> None:
         self.db = db
@@ -58,6 +62,7 @@ class EnrichScheduler:
         self.jobs = [Job("labels", labels_every, lambda: refresh_labels(db, urls=dict(settings.source_urls)))]
         if evm_rpc_urls(settings):
             self.jobs.append(Job("verify", verify_every, lambda: verify_pending(db, settings, limit=VERIFY_BATCH)))
+        self.jobs.append(Job("prices", prices_every, lambda: price_pending(db, settings)))
         self.status: dict[str, Any] = {"state": "starting", "jobs": [job.name for job in self.jobs], "runs": {}}
         self._tasks: list[asyncio.Task[None]] = []
         self._lock_engine: AsyncEngine | None = None

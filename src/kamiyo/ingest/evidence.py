@@ -13,20 +13,71 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from kamiyo.enrich.models import PriceQuote
+from kamiyo.exploits.models import Exploit
+from kamiyo.ingest.token_amounts import coins_to_ask, token_amounts
+from kamiyo.kit.timeutil import iso
+
+CHUNK = 500
+Quote = tuple[float, str | None]  # a USD price and the ISO time of its price point
 
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
     # attack tx hash (as stored) -> the time of the block that holds it
     block_times: Mapping[str, datetime] = field(default_factory=dict)
-    # (price API coin id, day) -> that day's USD price
-    prices: Mapping[tuple[str, date], float] = field(default_factory=dict)
+    # (price API coin id, day) -> that day's USD price and the time of its price point
+    prices: Mapping[tuple[str, date], Quote] = field(default_factory=dict)
 
 
 NONE = Evidence()
 
 
 async def load_evidence(session: AsyncSession, reports: Mapping[int, Sequence[Any]]) -> dict[int, Evidence]:
-    """The evidence for each exploit id in `reports` (its report rows, as `derive` reads them)."""
-    return {}
+    """The evidence for each exploit id in `reports` (its report rows, as `derive` reads them).
+
+    Prices: for records no report states in USD, the cached quotes of the coins their token amounts name,
+    on the days their reports give and the day the record holds (the incident day `derive` prices at)."""
+    wanted: dict[int, tuple[set[str], set[date]]] = {}
+    for exploit_id, rows in reports.items():
+        if any(r.amount_usd is not None for r in rows):
+            continue
+        coins = {c for r in rows for c in coins_to_ask(token_amounts(r.amount_text))}
+        if coins:
+            wanted[exploit_id] = (coins, {r.timestamp.date() for r in rows})
+    if not wanted:
+        return {}
+    ids = list(wanted)
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        for exploit_id, ts in await session.execute(select(Exploit.id, Exploit.timestamp).where(Exploit.id.in_(chunk))):
+            wanted[exploit_id][1].add(ts.date())
+    pairs = {(coin, day) for coins, days in wanted.values() for coin in coins for day in days}
+    quotes = await _quotes(session, pairs)
+    found: dict[int, Evidence] = {}
+    for exploit_id, (coins, days) in wanted.items():
+        prices = {(c, d): quotes[(c, d)] for c in coins for d in days if (c, d) in quotes}
+        if prices:
+            found[exploit_id] = Evidence(prices=prices)
+    return found
+
+
+async def _quotes(session: AsyncSession, pairs: set[tuple[str, date]]) -> dict[tuple[str, date], Quote]:
+    """The cached prices (not the asked-but-missing ones) of these (coin, day) pairs."""
+    found: dict[tuple[str, date], Quote] = {}
+    coins = sorted({coin for coin, _ in pairs})
+    days = sorted({day for _, day in pairs})
+    for start in range(0, len(days), CHUNK):
+        rows = await session.execute(
+            select(PriceQuote.coin, PriceQuote.day, PriceQuote.price_usd, PriceQuote.quoted_at).where(
+                PriceQuote.coin.in_(coins), PriceQuote.day.in_(days[start : start + CHUNK]),
+                PriceQuote.price_usd.is_not(None),
+            )
+        )  # fmt: skip
+        for coin, day, price, quoted_at in rows:
+            if (coin, day) in pairs and price is not None:
+                found[(coin, day)] = (price, iso(quoted_at) if quoted_at else None)
+    return found

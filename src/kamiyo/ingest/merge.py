@@ -4,7 +4,8 @@ Rule (documented in the README's merge section): each fact comes from the most t
 states it, never from a blend of several (a median is a number no source said):
 - the USD loss (and the text it was written as, and what was returned) from AMOUNT_TRUST: sources whose
   analysts value a loss in dollars at the time (the Chronicle, DeFiLlama, SlowMist) before PoC headers,
-  whose "Lost" lines are often token counts or nominal values;
+  whose "Lost" lines are often token counts or nominal values; where no report states USD, a token amount
+  is priced at the incident day from the cached quotes (`_priced`, `amount_status` "priced");
 - tx hash, chain, protocol, category, description and attacker from SOURCE_TRUST: PoC-backed sources first;
   the chain is the most trusted specific one (a "multichain" list loses to a named chain);
 - the display name and aliases as `kamiyo.ingest.names` decides (a reviewed name, else an analyst's over a PoC
@@ -19,14 +20,15 @@ Material facts, whose change emits `exploit.updated`: amount, chain, tx hash.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from kamiyo.ingest import curation
 from kamiyo.ingest.curation import Correction, report_key
 from kamiyo.ingest.evidence import NONE, Evidence
 from kamiyo.ingest.names import display_name
-from kamiyo.ingest.normalise import protocol_key
+from kamiyo.ingest.normalise import MAX_USD, protocol_key
+from kamiyo.ingest.token_amounts import PAR, priceable, token_amounts
 from kamiyo.taxonomy import CHAINS
 
 MATERIAL_FACTS = ("amount_usd", "chain", "tx_hash")
@@ -161,8 +163,9 @@ def derive(
         **_details(ranked),
     }
     _timed(facts, evidence)
-    _priced(facts, ranked, evidence)
     applied = [*corrections_for(ranked), *extra]
+    moved = [c.value for c in applied if c.field == "timestamp" and isinstance(c.value, datetime)]
+    _priced(facts, ranked, evidence, (moved[-1] if moved else facts["timestamp"]).date())
     for correction in applied:
         facts[correction.field] = correction.value
     return _complete(facts, applied)
@@ -203,8 +206,43 @@ def _timed(facts: dict[str, Any], evidence: Evidence) -> None:
     """The attack transaction's block time, where it is known, is the incident time (`time_precision` block)."""
 
 
-def _priced(facts: dict[str, Any], ranked: Sequence[ReportFacts], evidence: Evidence) -> None:
-    """A loss no source states in USD, but some source states in tokens, priced at the incident day."""
+PRICE_SOURCE = "defillama-coins"
+
+
+def priced_text(facts: dict[str, Any], ranked: Sequence[ReportFacts]) -> str | None:
+    """The loss text to price: the record's own, else the most trusted report's that is a token amount."""
+    texts = [facts["amount_text"], *(r.amount_text for r in ranked)]
+    return next((t for t in texts if token_amounts(t)), None)
+
+
+def _priced(facts: dict[str, Any], ranked: Sequence[ReportFacts], evidence: Evidence, day: date) -> None:
+    """A loss no source states in USD, but some source states in tokens, priced at the incident day (`day`,
+    as corrected).
+
+    Only when every token of the text has a price that day (stablecoins at par): a partial sum is never
+    shown as the loss. The price and the time of its price point are kept in `pricing`."""
+    if facts["amount_usd"] is not None:
+        return
+    text = priced_text(facts, ranked)
+    amounts = token_amounts(text)
+    if amounts is None or not priceable(amounts):
+        return
+    lines: list[dict[str, Any]] = []
+    total = 0.0
+    for a in amounts:
+        coin = a.coin
+        quote = None if coin == PAR else evidence.prices.get((coin or "", day))
+        if coin != PAR and quote is None:
+            return
+        price, at = (1.0, None) if quote is None else quote
+        lines.append({"symbol": a.symbol, "amount": a.amount, "coin": coin, "price_usd": price, "price_at": at})
+        total += a.amount * price
+    total = round(total, 2)
+    if not 0 < total <= MAX_USD:
+        return
+    facts["amount_usd"] = total
+    facts["amount_text"] = text
+    facts["pricing"] = {"source": PRICE_SOURCE, "day": day.isoformat(), "amounts": lines}
 
 
 def _complete(facts: dict[str, Any], applied: Sequence[Correction]) -> dict[str, Any]:
@@ -213,6 +251,8 @@ def _complete(facts: dict[str, Any], applied: Sequence[Correction]) -> dict[str,
     corrected one too) leads `chains`."""
     amount, returned = facts["amount_usd"], facts["returned_usd"]
     capped = not any(c.field == "returned_usd" for c in applied)
+    if any(c.field == "amount_usd" for c in applied):  # a curated amount replaces a priced one
+        facts["pricing"] = None
     if capped and returned is not None and amount is not None and returned > amount:
         returned = facts["returned_usd"] = amount
     key = protocol_key(facts["protocol"])
@@ -222,7 +262,7 @@ def _complete(facts: dict[str, Any], applied: Sequence[Correction]) -> dict[str,
         "protocol_key": key,
         "amount_sort": amount if amount is not None else -1.0,
         "recovered_usd": returned,
-        "amount_status": "unpriced" if amount is None else "stated",
+        "amount_status": "unpriced" if amount is None else "priced" if facts["pricing"] else "stated",
         "corrections": [c.shown() for c in applied],
         "explorer_url": explorer_url(facts["chain"], facts["tx_hash"]),
         "is_test": key == "test",

@@ -222,8 +222,25 @@ async def _store_batch(
 
     changed, touched_keys, moved = await _rederive(session, touched, now)
     keys.update(touched_keys)
+    await _note_changes(session, changed, notify=notify_since is not None, now=now, deltas=deltas, result=result)
+    await write_merge_keys(session, keys, moved)
+    await session.flush()
+    return result
+
+
+async def _note_changes(
+    session: AsyncSession,
+    changed: list[tuple[int, dict[str, Any], dict[str, Any]]],
+    *,
+    notify: bool,
+    now: datetime,
+    deltas: SummaryDeltas,
+    result: StoreResult,
+) -> None:
+    """Count re-derived records in the daily summaries; `exploit.updated` for announced ones whose material
+    facts changed (when `notify`)."""
     material = {exploit_id: material_changes(before, after) for exploit_id, before, after in changed}
-    announced = await _announced(session, [e for e, c in material.items() if c]) if notify_since else set()
+    announced = await _announced(session, [e for e, c in material.items() if c]) if notify else set()
     for exploit_id, before, after in changed:
         deltas.changed(before, after)
         result.updated.append(exploit_id)
@@ -234,7 +251,23 @@ async def _store_batch(
                 )
             )
             result.events += 1
-    await write_merge_keys(session, keys, moved)
+
+
+async def rederive_records(
+    session: AsyncSession, exploit_ids: Iterable[int], *, now: datetime | None = None
+) -> StoreResult:
+    """Re-derive these records after their evidence changed (a price, a block time), the way a new report
+    would: facts, merge keys, daily summaries, the response cache, and `exploit.updated` for announced ones."""
+    now = now or utcnow()
+    result, deltas = StoreResult(), SummaryDeltas()
+    ids = list(exploit_ids)
+    for start in range(0, len(ids), CHUNK):
+        changed, keys, moved = await _rederive(session, ids[start : start + CHUNK], now)
+        await _note_changes(session, changed, notify=True, now=now, deltas=deltas, result=result)
+        await write_merge_keys(session, keys, moved)
+    await deltas.apply(session)
+    if result.updated:
+        await bump_data_version(session)
     await session.flush()
     return result
 
