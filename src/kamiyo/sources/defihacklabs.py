@@ -340,6 +340,15 @@ def _attacker(infos: list[KeyInfo]) -> str | None:
     return None
 
 
+def _fork_block(infos: list[KeyInfo], chain: str | None) -> tuple[str, int] | None:
+    """The block the first PoC that names one forks at, on its fork chain (else the report's chain)."""
+    for info in infos:
+        fork_chain = normalise_chain(info.fork_chain) or chain
+        if info.fork_block is not None and fork_chain not in (None, "other"):
+            return fork_chain, info.fork_block
+    return None
+
+
 def _amount_usd(lost: str | None, infos: list[KeyInfo]) -> float | None:
     """USD from the README's Lost text; if that has none, from the PoC header's total_lost."""
     for text in (lost, *(info.total_lost for info in infos)):
@@ -432,6 +441,7 @@ def _build_report(entry: ReadmeEntry, index: _PocIndex) -> Report:
         url=f"{BLOB_URL}{poc}" if poc else entry.anchor_url,
         references=references,
         raw=_raw(entry, infos),
+        fork_block=_fork_block(infos, chain),
     )
 
 
@@ -445,6 +455,7 @@ def _merge(first: Report, other: Report) -> Report:
         tx_hashes=tx_hashes,
         amount_usd=first.amount_usd if first.amount_usd is not None else other.amount_usd,
         attacker_address=first.attacker_address or other.attacker_address,
+        fork_block=first.fork_block or other.fork_block,
         references=_dedupe((*first.references, *other.references)),
         raw={**first.raw, "merged": [*first.raw.get("merged", []), other.raw]},
     )
