@@ -476,7 +476,8 @@ def submissions_review(
 def verify(
     limit: Annotated[int, typer.Option("--limit", min=1, max=100_000, help="Exploits to check at most.")] = 100,
 ) -> None:
-    """Confirm EVM exploit transactions on chain through KAMIYO_RPC_URLS (one round of the job)."""
+    """Confirm EVM exploit transactions on chain and time their records by block, through KAMIYO_RPC_URLS
+    (one round of the job)."""
     from kamiyo import migrations
     from kamiyo.db import Database
     from kamiyo.enrich.onchain import verify_pending
@@ -498,7 +499,10 @@ def verify(
     for chain, problem in outcome.skipped_chains.items():
         console.print(f"[yellow]skipped {chain}: {problem}")
     counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.by_status.items())) or "nothing due"
-    console.print(f"checked {outcome.checked}: {counts}; re-applied {outcome.reapplied}, reset {outcome.reset}")
+    console.print(
+        f"checked {outcome.checked}: {counts}; {outcome.blocks_fetched} blocks read, "
+        f"{outcome.updated} records updated, reset {outcome.reset}"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

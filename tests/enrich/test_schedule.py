@@ -14,7 +14,7 @@ import pytest
 from kamiyo.db import Database
 from kamiyo.enrich.schedule import EnrichScheduler, Job
 from tests.conftest import make_settings
-from tests.enrich.rpc_server import ChainState, rpc_server
+from tests.enrich.rpc_server import ChainState, only, rpc_server
 from tests.enrich.test_labels import LAZARUS, _stored
 from tests.enrich.test_onchain import TARGET, check_of, mined
 from tests.submissions.helpers import seeded
@@ -41,7 +41,7 @@ async def test_the_jobs_verify_transactions_and_refresh_labels_on_their_timers(
         settings = make_settings(
             db_url,
             KAMIYO_OFFLINE=False,
-            KAMIYO_RPC_URLS=json.dumps({"ethereum": f"{rpc}/v3/KEY"}),
+            KAMIYO_RPC_URLS=only(ethereum=f"{rpc}/v3/KEY"),
             KAMIYO_SOURCE_URLS=json.dumps({"ofac": f"{base}/sdn.csv", "scamsniffer": f"{base}/all.json"}),
         )
         scheduler = EnrichScheduler(database, settings, verify_every=0.2, labels_every=0.2, first_after=0)
@@ -66,8 +66,10 @@ async def test_the_jobs_verify_transactions_and_refresh_labels_on_their_timers(
 async def test_without_rpc_endpoints_only_the_label_job_runs_and_offline_starts_nothing(db_url: str) -> None:
     database = Database(db_url)
     try:
-        scheduler = EnrichScheduler(database, make_settings(db_url, KAMIYO_OFFLINE=False), first_after=3600)
-        assert scheduler.status["jobs"] == ["labels"]
+        every_chain_off = make_settings(db_url, KAMIYO_OFFLINE=False, KAMIYO_RPC_URLS=only())
+        assert EnrichScheduler(database, every_chain_off, first_after=3600).status["jobs"] == ["labels"]
+        defaults = make_settings(db_url, KAMIYO_OFFLINE=False)  # the public endpoints: on (never run here)
+        assert EnrichScheduler(database, defaults, first_after=3600).status["jobs"] == ["labels", "verify"]
     finally:
         await database.dispose()
 

@@ -1,11 +1,11 @@
 """The enrichment jobs on a timer, beside the ingest scheduler (in `kamiyo worker`, and in `kamiyo serve` when
 it runs the workers): on-chain verification every few minutes, the label feeds once a day.
 
-Verification is off until KAMIYO_RPC_URLS names an EVM chain; both jobs are off with KAMIYO_OFFLINE. On
-PostgreSQL each job runs on one worker at a time (the advisory-lock leadership the sources use), so several
-workers never ask a node about the same transactions at once. A job that fails is logged and tried again at
-its next turn; nothing here is lost by a restart (verification keeps its schedule in `onchain_checks`, and
-an unchanged label feed costs a 304).
+Verification runs on each EVM chain's public endpoint unless KAMIYO_RPC_URLS turns every chain off; both jobs
+are off with KAMIYO_OFFLINE. On PostgreSQL each job runs on one worker at a time (the advisory-lock leadership
+the sources use), so several workers never ask a node about the same transactions at once. A job that fails is
+logged and tried again at its next turn; nothing here is lost by a restart (verification keeps its schedule in
+`onchain_checks`, and an unchanged label feed costs a 304).
 """
 
 from __future__ import annotations

@@ -221,8 +221,24 @@ async def _store_batch(
 
     changed, touched_keys, moved = await _rederive(session, touched, now)
     keys.update(touched_keys)
+    await _updated(session, changed, notify_since is not None, now, deltas, result)
+    await write_merge_keys(session, keys, moved)
+    await session.flush()
+    return result
+
+
+async def _updated(
+    session: AsyncSession,
+    changed: list[tuple[int, dict[str, Any], dict[str, Any]]],
+    notify: bool,
+    now: datetime,
+    deltas: SummaryDeltas,
+    result: StoreResult,
+) -> None:
+    """Count re-derived records in the daily summaries; with `notify`, a material change of an announced one
+    emits `exploit.updated`."""
     material = {exploit_id: material_changes(before, after) for exploit_id, before, after in changed}
-    announced = await _announced(session, [e for e, c in material.items() if c]) if notify_since else set()
+    announced = await _announced(session, [e for e, c in material.items() if c]) if notify else set()
     for exploit_id, before, after in changed:
         deltas.changed(before, after)
         result.updated.append(exploit_id)
@@ -233,7 +249,21 @@ async def _store_batch(
                 )
             )
             result.events += 1
-    await write_merge_keys(session, keys, moved)
+
+
+async def rederive_with_evidence(session: AsyncSession, exploit_ids: Iterable[int], now: datetime) -> StoreResult:
+    """Re-derive records after new evidence beside their reports was stored (a block time, a price): their
+    facts, merge keys and daily summaries follow, material changes of announced records alert as a changed
+    report's would, and the response cache moves on."""
+    result, deltas = StoreResult(), SummaryDeltas()
+    ids = sorted(set(exploit_ids))
+    for start in range(0, len(ids), CHUNK):
+        changed, keys, moved = await _rederive(session, ids[start : start + CHUNK], now)
+        await _updated(session, changed, True, now, deltas, result)
+        await write_merge_keys(session, keys, moved)
+    await deltas.apply(session)
+    if result.updated:
+        await bump_data_version(session)
     await session.flush()
     return result
 
@@ -377,7 +407,7 @@ async def store_reports(
 
 
 # Bump when the derivation or placement rules change, so `kamiyo db upgrade` re-derives stored records.
-RULES_VERSION = 2
+RULES_VERSION = 3
 RECORDS_VERSION = "records_version"
 
 
