@@ -183,3 +183,20 @@ async def test_an_older_database_keeps_its_verified_blocks_and_times_their_recor
     await database.dispose()
     assert [(b.chain, b.number, b.time) for b in cached] == [("ethereum", 14_390_000, at)]
     assert timed is not None and timed.timestamp == at and timed.time_precision == "block"
+
+
+async def test_a_mined_transaction_whose_block_cannot_be_read_is_looked_at_again_soon(
+    db_url: str, database: Database
+) -> None:
+    states = {"ethereum": (await synthetic_chains(database))["ethereum"]}
+    lost, *_ = sorted(states["ethereum"].txs.items())
+    del states["ethereum"].block_times[lost[1][0]]  # the node answers null for that block
+    async with serving(states) as urls:
+        outcome = await verify_pending(database, online(db_url, urls), limit=5000)
+    async with database.session() as session:
+        check = (await session.execute(select(OnchainCheck).where(OnchainCheck.tx_hash == lost[0]))).scalar_one()
+        exploit = await session.get(Exploit, check.exploit_id)
+    assert outcome.by_status["failed"] == 1 and check.status == "failed" and check.block_time is None
+    assert check.error is not None and f"block {lost[1][0]}" in check.error
+    assert check.next_check_at == check.checked_at + timedelta(minutes=10)
+    assert exploit is not None and exploit.time_precision == "day" and exploit.verified_on_chain is False
