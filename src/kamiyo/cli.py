@@ -458,7 +458,8 @@ def submissions_review(
 def verify(
     limit: Annotated[int, typer.Option("--limit", min=1, max=100_000, help="Exploits to check at most.")] = 100,
 ) -> None:
-    """Confirm EVM exploit transactions on chain through KAMIYO_RPC_URLS (one round of the job)."""
+    """Confirm EVM exploit transactions on chain and time their records by block, through KAMIYO_RPC_URLS
+    (one round of the job)."""
     from kamiyo.db import Database
     from kamiyo.enrich.onchain import verify_pending
 
@@ -479,7 +480,10 @@ def verify(
     for chain, problem in outcome.skipped_chains.items():
         console.print(f"[yellow]skipped {chain}: {problem}")
     counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.by_status.items())) or "nothing due"
-    console.print(f"checked {outcome.checked}: {counts}; re-applied {outcome.reapplied}, reset {outcome.reset}")
+    console.print(
+        f"checked {outcome.checked}: {counts}; {outcome.blocks_fetched} blocks read, "
+        f"{outcome.updated} records updated, reset {outcome.reset}"
+    )
 
 
 @app.command()
@@ -487,12 +491,11 @@ def prices(
     requests: Annotated[int, typer.Option("--requests", min=1, max=10_000, help="Price API requests at most.")] = 60,
 ) -> None:
     """Price token-denominated losses at their incident day through the price API (one round of the job)."""
-    from kamiyo import migrations
     from kamiyo.db import Database
     from kamiyo.enrich.prices import price_pending
 
     settings = get_settings()
-    migrations.upgrade(settings.database_url)
+    upgrade_database(settings.database_url)
 
     async def run() -> Any:
         db = Database(settings.database_url)

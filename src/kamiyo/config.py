@@ -62,7 +62,8 @@ class Settings(BaseSettings):
     # Source name -> URL replacing its default endpoint; also "prices" (the historical price API base, default
     # DeFiLlama's https://coins.llama.fi) and the label feeds.
     source_urls: dict[str, str] = Field(default_factory=dict, alias="KAMIYO_SOURCE_URLS")
-    # On-chain verification: JSON object of chain slug -> JSON-RPC URL (`kamiyo verify`); empty disables it.
+    # On-chain verification and block times (`kamiyo verify`): JSON object of chain slug -> JSON-RPC URL, over
+    # the keyless public default of each EVM chain (`kamiyo.taxonomy`); an empty URL turns that chain off.
     rpc_urls: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict, alias="KAMIYO_RPC_URLS")
     # Ingestion: seconds per HTTP request to a source, and for one source's whole run (all its requests).
     source_timeout: float = Field(default=20.0, gt=0, alias="KAMIYO_SOURCE_TIMEOUT")
@@ -137,7 +138,7 @@ class Settings(BaseSettings):
                 raise ValueError("KAMIYO_RPC_URLS must be a JSON object of chain slug to JSON-RPC URL") from exc
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise ValueError("KAMIYO_RPC_URLS must be a JSON object of chain slug to JSON-RPC URL")
-        return {str(k).strip().lower(): v.strip() for k, v in value.items() if v.strip()}
+        return {str(k).strip().lower(): v.strip() for k, v in value.items()}
 
     @field_validator("trusted_proxies")
     @classmethod

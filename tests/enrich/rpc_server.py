@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -11,7 +12,14 @@ from typing import Any
 
 from aiohttp import web
 
+from kamiyo.taxonomy import CHAINS
 from tests.support.services import free_port
+
+
+def only(**urls: str) -> str:
+    """KAMIYO_RPC_URLS naming these endpoints and turning every other chain's public default off (no test may
+    reach the internet)."""
+    return json.dumps({slug: "" for slug, meta in CHAINS.items() if meta.family == "evm"} | urls)
 
 
 @dataclass
@@ -108,31 +116,41 @@ def _answer(state: ChainState, method: str, params: list[Any]) -> Any:
     raise KeyError(method)
 
 
+def _one(state: ChainState, payload: dict[str, Any]) -> dict[str, Any]:
+    method, params = payload["method"], payload.get("params", [])
+    state.calls.append((method, params))
+    if state.fail_with == "rpc_error" and method != "eth_chainId":
+        error = {"code": -32005, "message": "daily request count exceeded, request rate limited"}
+        return {"jsonrpc": "2.0", "id": payload["id"], "error": error}
+    try:
+        return {"jsonrpc": "2.0", "id": payload["id"], "result": _answer(state, method, params)}
+    except KeyError:
+        error = {"code": -32601, "message": "the method does not exist/is not available"}
+        return {"jsonrpc": "2.0", "id": payload["id"], "error": error}
+
+
 def make_app(state: ChainState) -> web.Application:
+    """Single calls and batches (a list of calls, answered in reverse order: ids, not positions, match them)."""
+
     async def rpc(request: web.Request) -> web.StreamResponse:
         payload = await request.json()
-        method, params = payload["method"], payload.get("params", [])
-        state.calls.append((method, params))
+        calls = payload if isinstance(payload, list) else [payload]
+        chain_id_only = all(c["method"] == "eth_chainId" for c in calls)
         state.in_flight += 1
         state.max_in_flight = max(state.max_in_flight, state.in_flight)
         try:
             if state.delay:
                 await asyncio.sleep(state.delay)
-            if state.fail_with == "slow" and method != "eth_chainId":
+            if state.fail_with == "slow" and not chain_id_only:
                 await asyncio.sleep(5)
-            if state.fail_with == "http500" and method != "eth_chainId":
+            if state.fail_with == "http500" and not chain_id_only:
+                state.calls += [(c["method"], c.get("params", [])) for c in calls]
                 return web.Response(status=500, text="upstream down")
-            if state.fail_with == "garbage" and method != "eth_chainId":
+            if state.fail_with == "garbage" and not chain_id_only:
+                state.calls += [(c["method"], c.get("params", [])) for c in calls]
                 return web.Response(text="<html>rate limited</html>", content_type="text/html")
-            if state.fail_with == "rpc_error" and method != "eth_chainId":
-                error = {"code": -32005, "message": "daily request count exceeded, request rate limited"}
-                return web.json_response({"jsonrpc": "2.0", "id": payload["id"], "error": error})
-            try:
-                result = _answer(state, method, params)
-            except KeyError:
-                error = {"code": -32601, "message": "the method does not exist/is not available"}
-                return web.json_response({"jsonrpc": "2.0", "id": payload["id"], "error": error})
-            return web.json_response({"jsonrpc": "2.0", "id": payload["id"], "result": result})
+            answers = [_one(state, c) for c in calls]
+            return web.json_response(answers[::-1] if isinstance(payload, list) else answers[0])
         finally:
             state.in_flight -= 1
 

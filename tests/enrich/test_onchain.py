@@ -30,7 +30,7 @@ from kamiyo.kit.timeutil import utcnow
 from kamiyo.sources.base import Report as SourceReport
 from tests.accounts.helpers import running
 from tests.conftest import make_settings
-from tests.enrich.rpc_server import ChainState, rpc_server
+from tests.enrich.rpc_server import ChainState, only, rpc_server
 from tests.submissions.helpers import seeded
 
 TARGET = "ExchangeIssuance (Index Coop)"  # ethereum, with a tx hash, stored at midnight, no attacker named
@@ -52,7 +52,7 @@ async def rpc_url(state: ChainState) -> AsyncIterator[str]:
 
 
 def settings(db_url: str, rpc_url: str | None) -> Settings:
-    urls = json.dumps({"ethereum": rpc_url}) if rpc_url else ""
+    urls = only(ethereum=rpc_url) if rpc_url else only()
     return make_settings(db_url, KAMIYO_OFFLINE=False, KAMIYO_RPC_URLS=urls)
 
 
@@ -190,8 +190,9 @@ async def test_an_endpoint_of_another_chain_is_skipped(
 
 
 async def test_lookups_run_with_bounded_concurrency(
-    db_url: str, database: Database, state: ChainState, rpc_url: str
+    db_url: str, database: Database, state: ChainState, rpc_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(onchain, "BATCH", 2)  # twenty batch requests
     state.delay = 0.05
     outcome = await verify_pending(database, settings(db_url, rpc_url), limit=40)
     assert outcome.checked == 40
@@ -199,21 +200,32 @@ async def test_lookups_run_with_bounded_concurrency(
 
 
 async def test_without_endpoints_or_when_offline_it_is_off(db_url: str, database: Database, rpc_url: str) -> None:
-    assert (await verify_pending(database, settings(db_url, None))).disabled == "KAMIYO_RPC_URLS names no EVM chain"
-    offline = make_settings(db_url, KAMIYO_RPC_URLS=json.dumps({"ethereum": rpc_url}))
+    assert (await verify_pending(database, settings(db_url, None))).disabled == "KAMIYO_RPC_URLS turns every chain off"
+    offline = make_settings(db_url, KAMIYO_RPC_URLS=only(ethereum=rpc_url))
     assert (await verify_pending(database, offline)).disabled == "KAMIYO_OFFLINE is set"
-    solana_only = make_settings(db_url, KAMIYO_OFFLINE=False, KAMIYO_RPC_URLS='{"solana": "https://x.example"}')
+    solana_only = make_settings(db_url, KAMIYO_OFFLINE=False, KAMIYO_RPC_URLS=only(solana="https://x.example"))
     assert (await verify_pending(database, solana_only)).disabled is not None
     with pytest.raises(ValueError, match="KAMIYO_RPC_URLS"):
         make_settings(db_url, KAMIYO_RPC_URLS='["https://x.example"]')
 
 
+def test_every_evm_chain_has_a_keyless_public_default_that_the_setting_overrides(db_url: str) -> None:
+    defaults = onchain.evm_rpc_urls(make_settings(db_url))
+    assert defaults["ethereum"] == "https://ethereum-rpc.publicnode.com" and "bsc" in defaults
+    assert all(url.startswith("https://") and "key" not in url.lower() for url in defaults.values())
+    assert "solana" not in defaults and len(defaults) >= 20
+    overridden = make_settings(db_url, KAMIYO_RPC_URLS=json.dumps({"bsc": "http://127.0.0.1:1/", "ethereum": ""}))
+    urls = onchain.evm_rpc_urls(overridden)
+    assert urls["bsc"] == "http://127.0.0.1:1/" and "ethereum" not in urls
+    assert urls["polygon"] == defaults["polygon"]
+
+
 def test_the_verify_command_runs_a_round_or_says_it_is_off(db_url: str) -> None:
     exe = Path(sys.executable).parent / "kamiyo"
-    env = dict(os.environ, KAMIYO_DATABASE_URL=db_url, KAMIYO_SEED="0", KAMIYO_RPC_URLS="", KAMIYO_OFFLINE="0")
+    env = dict(os.environ, KAMIYO_DATABASE_URL=db_url, KAMIYO_SEED="0", KAMIYO_RPC_URLS=only(), KAMIYO_OFFLINE="0")
     off = subprocess.run([str(exe), "verify"], env=env, capture_output=True, text=True, timeout=120, check=False)
     assert off.returncode == 0 and "on-chain verification is off" in off.stderr
-    env["KAMIYO_RPC_URLS"] = json.dumps({"ethereum": "http://127.0.0.1:9/"})  # nothing listens on port 9
+    env["KAMIYO_RPC_URLS"] = only(ethereum="http://127.0.0.1:9/")  # nothing listens on port 9
     down = subprocess.run(
         [str(exe), "verify", "--limit", "2"], env=env, capture_output=True, text=True, timeout=120, check=False
     )
@@ -255,12 +267,10 @@ async def test_block_facts_survive_a_re_derivation_and_a_changed_hash_is_checked
             source="rekt", source_ref="rekt:index-coop", protocol="Index Coop", chain="ethereum",
             timestamp=datetime(2026, 7, 30, 12, 0, tzinfo=UTC), tx_hash=target["tx_hash"],
         )], now=utcnow() + timedelta(seconds=1))  # fmt: skip
-    drifted = await seeded(database, TARGET)
-    assert drifted["timestamp"] != BLOCK_TIME and drifted["attacker_address"] is None
-    outcome = await verify_pending(database, config, limit=1)
-    assert outcome.reapplied == 1 and outcome.reset == 0
-    fixed = await seeded(database, TARGET)
-    assert fixed["timestamp"] == BLOCK_TIME and fixed["attacker_address"] == SENDER and fixed["verified_on_chain"]
+    kept = await seeded(database, TARGET)  # re-derived from both reports and the stored block evidence
+    assert kept["timestamp"] == BLOCK_TIME and kept["time_precision"] == "block"
+    assert kept["attacker_address"] == SENDER and kept["verified_on_chain"]
+    assert len(await reports_of(database, target["id"])) == 2
 
     new_hash = "0x" + "d4" * 32  # the trusted source corrects its hash
     async with database.session() as session:
@@ -273,9 +283,16 @@ async def test_block_facts_survive_a_re_derivation_and_a_changed_hash_is_checked
             [replace(SourceReport(**facts), tx_hash=new_hash, raw=row.raw)],
             now=utcnow() + timedelta(seconds=2),
         )
+    moved = await seeded(database, TARGET)  # the block time was the old transaction's
+    assert moved["time_precision"] == "day" and moved["timestamp"] != BLOCK_TIME
     outcome = await verify_pending(database, config, limit=1)
     assert outcome.reset == 1
     again = await seeded(database, TARGET)
     check = await check_of(database, target["id"])
     assert again["tx_hash"] == new_hash and again["verified_on_chain"] is False
     assert check is not None and check.tx_hash == new_hash and check.status == "not_found"
+
+
+async def reports_of(database: Database, exploit_id: int) -> list[Any]:
+    async with database.session() as session:
+        return list((await session.execute(select(Report).where(Report.exploit_id == exploit_id))).scalars())

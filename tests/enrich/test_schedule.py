@@ -16,7 +16,7 @@ from kamiyo.enrich import prices
 from kamiyo.enrich.schedule import EnrichScheduler, Job
 from tests.conftest import make_settings
 from tests.enrich.conftest import PriceApi
-from tests.enrich.rpc_server import ChainState, rpc_server
+from tests.enrich.rpc_server import ChainState, only, rpc_server
 from tests.enrich.test_labels import LAZARUS, _stored
 from tests.enrich.test_onchain import TARGET, check_of, mined
 from tests.enrich.test_prices import QUICK, records
@@ -50,7 +50,7 @@ async def test_the_jobs_verify_transactions_price_losses_and_refresh_labels_on_t
         settings = make_settings(
             db_url,
             KAMIYO_OFFLINE=False,
-            KAMIYO_RPC_URLS=json.dumps({"ethereum": f"{rpc}/v3/KEY"}),
+            KAMIYO_RPC_URLS=only(ethereum=f"{rpc}/v3/KEY"),
             KAMIYO_SOURCE_URLS=json.dumps(
                 {"ofac": f"{base}/sdn.csv", "scamsniffer": f"{base}/all.json", "prices": price_api[0]}
             ),
@@ -80,8 +80,11 @@ async def test_the_jobs_verify_transactions_price_losses_and_refresh_labels_on_t
 async def test_without_rpc_endpoints_verification_does_not_run_and_offline_starts_nothing(db_url: str) -> None:
     database = Database(db_url)
     try:
-        scheduler = EnrichScheduler(database, make_settings(db_url, KAMIYO_OFFLINE=False), first_after=3600)
-        assert scheduler.status["jobs"] == ["labels", "prices"]
+        every_chain_off = make_settings(db_url, KAMIYO_OFFLINE=False, KAMIYO_RPC_URLS=only())
+        assert EnrichScheduler(database, every_chain_off, first_after=3600).status["jobs"] == ["labels", "prices"]
+        defaults = make_settings(db_url, KAMIYO_OFFLINE=False)  # the public endpoints: on (never run here)
+        jobs = EnrichScheduler(database, defaults, first_after=3600).status["jobs"]
+        assert jobs == ["labels", "verify", "prices"]
     finally:
         await database.dispose()
 

@@ -506,3 +506,11 @@ def test_bundled_copy_matches_shared_data(reports: list[Report]) -> None:
     texts = [(SHARED / name).read_text(encoding="utf-8") for name in defihacklabs.README_FILES]
     keyinfo = parse_keyinfo(json.loads((SHARED / "poc_keyinfo.json").read_text(encoding="utf-8")))
     assert build_reports(texts, keyinfo) == reports
+
+
+def test_the_pocs_fork_block_is_kept_on_its_chain(reports: list[Report], by_ref: dict[str, Report]) -> None:
+    assert by_ref["src/test/2018-04/BEC_exp.sol"].fork_block == ("ethereum", 5_483_642)  # "mainnet"
+    assert by_ref["src/test/2018-04/BEC_exp.sol"].details["fork_block"] == ["ethereum", 5_483_642]
+    assert by_ref["src/test/2017-07/Parity_first_hack_exp.sol"].fork_block is None  # no literal block
+    forked = [r.fork_block for r in reports if r.fork_block]
+    assert len(forked) > 500 and all(CHAINS[chain].family == "evm" and block > 0 for chain, block in forked)

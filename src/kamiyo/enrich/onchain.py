@@ -1,20 +1,25 @@
-"""On-chain evidence: confirm EVM exploit transactions through a JSON-RPC endpoint per chain.
+"""On-chain evidence: confirm EVM exploit transactions and read their block times over JSON-RPC.
 
 `verify_pending(db, settings)` is the job (run it every few minutes; `kamiyo verify` runs it once). It
 picks public EVM exploits with a tx hash, not yet `verified_on_chain` and due for a check (newest first),
-asks the chain's endpoint (`KAMIYO_RPC_URLS`) for `eth_getTransactionByHash`, `eth_getTransactionReceipt`
-and the block (`eth_getBlockByNumber`), and records the outcome in `onchain_checks`:
+asks the chain's endpoint (`KAMIYO_RPC_URLS` over each chain's keyless public default) for
+`eth_getTransactionByHash` and `eth_getTransactionReceipt` (JSON-RPC batches of BATCH calls), and records
+the outcome in `onchain_checks`:
 
-- mined and successful: `verified_on_chain` = true, the incident time becomes the block time (UTC), the
-  attacker address becomes the transaction's `from` when no source named one, and the called (or created)
-  contract is kept as `to_address`;
+- mined and successful: `verified_on_chain` = true; the block's time, the sender and the called (or
+  created) contract are kept with the check;
 - unknown to the node: `not_found`, looked at again after 1, 7 and 30 days; reverted: `reverted`, never
   verified; pending or an RPC failure: looked at again soon.
 
-The facts it fixes are outside `store_reports`, so a later re-derivation from reports could undo them:
-each run first re-applies them to verified exploits changed since their check, and un-verifies one whose
-tx hash changed. An endpoint whose `eth_chainId` is not its chain's is skipped. URLs (which often carry
-an API key) never appear in logs or stored errors.
+Block times come from `eth_getBlockByNumber`, one request per block, kept in `block_times` and reused by
+every exploit and round. When a transaction cannot be looked up (`not_found`, `failed`), the block after
+its PoC's fork block (DeFiHackLabs) is read instead. The records concerned are then re-derived through the
+store's path (`rederive_records`): `derive` reads these facts as evidence (`kamiyo.ingest.evidence`),
+so the incident time becomes the block time (`time_precision` "block") and a later re-derivation (a new
+report) keeps it. A verified exploit whose tx hash changed since its check is un-verified and checked again.
+
+An endpoint whose `eth_chainId` is not its chain's is skipped. URLs (which often carry an API key) never
+appear in logs or stored errors. Offline, nothing is asked and records keep their stated days.
 """
 
 from __future__ import annotations
@@ -24,27 +29,30 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import httpx
-from sqlalchemy import and_, delete, false, or_, select, update
+from sqlalchemy import Table, and_, delete, false, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.config import Settings
 from kamiyo.db import Database
-from kamiyo.enrich.onchain_models import OnchainCheck
-from kamiyo.exploits.cache import bump_data_version
+from kamiyo.enrich.onchain_models import BlockTime, OnchainCheck
 from kamiyo.exploits.models import Exploit, is_public
-from kamiyo.exploits.stats import refresh_days
-from kamiyo.ingest.models import MergeKey
+from kamiyo.exploits.models import Report as ReportRow
+from kamiyo.ingest.evidence import fork_block
 from kamiyo.ingest.normalise import CHAIN_IDS
+from kamiyo.ingest.store import rederive_records
 from kamiyo.kit.timeutil import utcnow
 from kamiyo.taxonomy import CHAINS
 
 log = logging.getLogger(__name__)
-CONCURRENCY = 8
+CONCURRENCY = 8  # requests in flight at once, over all chains
+BATCH = 50  # calls per JSON-RPC batch request (public endpoints commonly accept 50 to 100)
 TIMEOUT_S = 10.0
+Block = tuple[str, int]  # (chain, number)
 # When to look again, by outcome and attempt (the last delay repeats; None: never again).
 RECHECK: dict[str, list[timedelta] | None] = {
     "not_found": [timedelta(days=1), timedelta(days=7), timedelta(days=30)],
@@ -83,52 +91,82 @@ class VerifyOutcome:
     checked: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
     skipped_chains: dict[str, str] = field(default_factory=dict)
-    reapplied: int = 0
+    blocks_fetched: int = 0  # eth_getBlockByNumber answers stored this round (cached blocks are not asked)
+    updated: int = 0  # records re-derived with a change (a block time, a sender standing in for the attacker)
     reset: int = 0
     disabled: str | None = None
 
 
 def evm_rpc_urls(settings: Settings) -> dict[str, str]:
-    """The configured endpoints of known EVM chains (others are ignored with a warning)."""
-    urls: dict[str, str] = {}
+    """Each EVM chain's endpoint: KAMIYO_RPC_URLS's, else its keyless public default; an empty URL turns a chain
+    off. Entries that are not an EVM chain slug with an http(s) URL are ignored with a warning."""
+    urls = {slug: meta.rpc for slug, meta in CHAINS.items() if meta.family == "evm" and meta.rpc}
     for chain, url in settings.rpc_urls.items():
         meta = CHAINS.get(chain)
-        if meta is None or meta.family != "evm" or not url.startswith(("http://", "https://")):
+        if meta is not None and meta.family == "evm" and not url:
+            urls.pop(chain, None)
+        elif meta is None or meta.family != "evm" or not url.startswith(("http://", "https://")):
             log.warning("KAMIYO_RPC_URLS: ignoring %r (not an EVM chain slug with an http(s) URL)", chain)
-            continue
-        urls[chain] = url
+        else:
+            urls[chain] = url
     return urls
 
 
 class RpcClient:
-    """JSON-RPC 2.0 over HTTP POST to one endpoint."""
+    """JSON-RPC 2.0 over HTTP POST to one endpoint: single calls, and batches (several calls in one request,
+    each answered on its own)."""
 
     def __init__(self, http: httpx.AsyncClient, url: str) -> None:
         self.http = http
         self.url = url
         self._next_id = 0
 
-    async def call(self, method: str, params: list[Any]) -> Any:
-        self._next_id += 1
-        payload = {"jsonrpc": "2.0", "id": self._next_id, "method": method, "params": params}
+    async def _post(self, what: str, payload: Any) -> Any:
         try:
             response = await self.http.post(self.url, json=payload)
         except httpx.TimeoutException as exc:
-            raise RpcError(f"{method}: timed out") from exc
+            raise RpcError(f"{what}: timed out") from exc
         except httpx.HTTPError as exc:
-            raise RpcError(f"{method}: connection failed ({type(exc).__name__})") from exc
+            raise RpcError(f"{what}: connection failed ({type(exc).__name__})") from exc
         if response.status_code != 200:
-            raise RpcError(f"{method}: HTTP {response.status_code}")
+            raise RpcError(f"{what}: HTTP {response.status_code}")
         try:
-            body = response.json()
+            return response.json()
         except ValueError as exc:
-            raise RpcError(f"{method}: the answer is not JSON") from exc
+            raise RpcError(f"{what}: the answer is not JSON") from exc
+
+    @staticmethod
+    def _result(method: str, body: Any) -> Any:
         if not isinstance(body, dict) or ("result" not in body and "error" not in body):
             raise RpcError(f"{method}: not a JSON-RPC answer")
         if body.get("error") is not None:
             error = body["error"] if isinstance(body["error"], dict) else {}
             raise RpcError(f"{method}: JSON-RPC error {error.get('code')}: {str(error.get('message'))[:200]}")
         return body["result"]
+
+    async def call(self, method: str, params: list[Any]) -> Any:
+        self._next_id += 1
+        payload = {"jsonrpc": "2.0", "id": self._next_id, "method": method, "params": params}
+        return self._result(method, await self._post(method, payload))
+
+    async def batch(self, method: str, params: Sequence[list[Any]]) -> list[Any]:
+        """One call of `method` per item of `params`, in one request; each answer is its result or the RpcError
+        of that call. Raises RpcError when the request as a whole fails."""
+        first = self._next_id + 1
+        self._next_id += len(params)
+        payload = [{"jsonrpc": "2.0", "id": first + i, "method": method, "params": p} for i, p in enumerate(params)]
+        body = await self._post(method, payload)
+        if not isinstance(body, list):  # a node that refuses the batch answers with one error object
+            self._result(method, body)
+            raise RpcError(f"{method}: not a JSON-RPC batch answer")
+        by_id = {item.get("id"): item for item in body if isinstance(item, dict)}
+        answers: list[Any] = []
+        for i in range(len(params)):
+            try:
+                answers.append(self._result(method, by_id.get(first + i)))
+            except RpcError as exc:
+                answers.append(exc)
+        return answers
 
 
 def quantity(value: Any, what: str) -> int:
@@ -141,32 +179,101 @@ def address_or_none(value: Any) -> str | None:
     return value.lower() if isinstance(value, str) and _ADDRESS.fullmatch(value) else None
 
 
-async def look_up(rpc: RpcClient, tx_hash: str) -> TxFacts:
-    """What the node knows of one transaction (raises RpcError on a failed or malformed call)."""
-    tx = await rpc.call("eth_getTransactionByHash", [tx_hash])
+def _tx_facts(tx_hash: str, tx: Any) -> TxFacts:
+    """What a node's eth_getTransactionByHash answer tells (raises RpcError on a malformed one)."""
+    if isinstance(tx, RpcError):
+        raise tx
     if tx is None:
         return TxFacts("not_found")
     if not isinstance(tx, dict) or str(tx.get("hash", "")).lower() != tx_hash:
         raise RpcError("eth_getTransactionByHash: the answer is not this transaction")
     if tx.get("blockNumber") is None:
         return TxFacts("pending", from_address=address_or_none(tx.get("from")))
-    number = quantity(tx["blockNumber"], "blockNumber")
-    receipt = await rpc.call("eth_getTransactionReceipt", [tx_hash])
-    block = await rpc.call("eth_getBlockByNumber", [hex(number), False])
-    if not isinstance(receipt, dict) or not isinstance(block, dict):
-        raise RpcError("receipt or block missing for a mined transaction")
-    seconds = quantity(block.get("timestamp"), "block timestamp")
-    facts = TxFacts(
+    return TxFacts(
         "verified",
-        block_number=number,
-        block_time=datetime.fromtimestamp(seconds, UTC),
+        block_number=quantity(tx["blockNumber"], "blockNumber"),
         from_address=address_or_none(tx.get("from")),
-        to_address=address_or_none(tx.get("to")) or address_or_none(receipt.get("contractAddress")),
+        to_address=address_or_none(tx.get("to")),
     )
+
+
+def _with_receipt(facts: TxFacts, receipt: Any) -> None:
+    """A mined transaction's outcome from its receipt (raises RpcError on a missing or malformed one)."""
+    if isinstance(receipt, RpcError):
+        raise receipt
+    if not isinstance(receipt, dict):
+        raise RpcError("receipt missing for a mined transaction")
+    facts.to_address = facts.to_address or address_or_none(receipt.get("contractAddress"))
     status = receipt.get("status")  # absent before Byzantium (2017): mined is all there is to know
     if status is not None and quantity(status, "receipt status") == 0:
         facts.status = "reverted"
-    return facts
+
+
+async def look_up(rpc: RpcClient, tx_hashes: Sequence[str]) -> list[TxFacts]:
+    """What the node knows of these transactions, but their blocks' times: one batch of transactions, one of
+    the mined ones' receipts. A call that failed or answered nonsense is `failed` on its own; a failed batch
+    raises RpcError."""
+    found: list[TxFacts] = []
+    answers = await rpc.batch("eth_getTransactionByHash", [[h] for h in tx_hashes])
+    for tx_hash, answer in zip(tx_hashes, answers, strict=True):
+        try:
+            found.append(_tx_facts(tx_hash, answer))
+        except RpcError as exc:
+            found.append(TxFacts("failed", error=str(exc)[:500]))
+    mined = [(h, f) for h, f in zip(tx_hashes, found, strict=True) if f.status == "verified"]
+    if mined:
+        receipts = await rpc.batch("eth_getTransactionReceipt", [[h] for h, _ in mined])
+        for (_, facts), receipt in zip(mined, receipts, strict=True):
+            try:
+                _with_receipt(facts, receipt)
+            except RpcError as exc:
+                facts.status, facts.error = "failed", str(exc)[:500]
+    return found
+
+
+def _block_time(block: Any) -> datetime:
+    if isinstance(block, RpcError):
+        raise block
+    if not isinstance(block, dict):
+        raise RpcError("eth_getBlockByNumber: the block is unknown to the node")
+    return datetime.fromtimestamp(quantity(block.get("timestamp"), "block timestamp"), UTC)
+
+
+async def fetch_blocks(
+    http: httpx.AsyncClient, urls: dict[str, str], blocks: Iterable[Block]
+) -> tuple[dict[Block, datetime], dict[Block, str]]:
+    """Each block's time, one eth_getBlockByNumber per block (BATCH to a request, CONCURRENCY requests at a
+    time); and why the others have none."""
+    limit = asyncio.Semaphore(CONCURRENCY)
+    by_chain: dict[str, list[int]] = {}
+    for chain, number in sorted(set(blocks)):
+        if chain in urls:
+            by_chain.setdefault(chain, []).append(number)
+    times: dict[Block, datetime] = {}
+    errors: dict[Block, str] = {}
+
+    async def one(chain: str, numbers: list[int]) -> None:
+        async with limit:
+            try:
+                answers = await RpcClient(http, urls[chain]).batch(
+                    "eth_getBlockByNumber", [[hex(n), False] for n in numbers]
+                )
+            except RpcError as exc:
+                answers = [exc] * len(numbers)
+        for number, answer in zip(numbers, answers, strict=True):
+            try:
+                times[(chain, number)] = _block_time(answer)
+            except RpcError as exc:
+                errors[(chain, number)] = f"block {number}: {str(exc)[:400]}"
+
+    await asyncio.gather(
+        *(
+            one(chain, numbers[i : i + BATCH])
+            for chain, numbers in by_chain.items()
+            for i in range(0, len(numbers), BATCH)
+        )
+    )
+    return times, errors
 
 
 async def _chain_ok(rpc: RpcClient, chain: str) -> str | None:
@@ -190,14 +297,16 @@ async def check_chain(
         log.warning("on-chain check of %s skipped: %s", chain, problem)
         return [], problem
 
-    async def one(candidate: Candidate) -> tuple[Candidate, TxFacts]:
+    async def one(batch: Sequence[Candidate]) -> list[tuple[Candidate, TxFacts]]:
         async with limit:
             try:
-                return candidate, await look_up(rpc, candidate.tx_hash)
+                found = await look_up(rpc, [c.tx_hash for c in batch])
             except RpcError as exc:
-                return candidate, TxFacts("failed", error=str(exc)[:500])
+                found = [TxFacts("failed", error=str(exc)[:500]) for _ in batch]
+        return list(zip(batch, found, strict=True))
 
-    return list(await asyncio.gather(*(one(c) for c in candidates))), None
+    batches = [candidates[i : i + BATCH] for i in range(0, len(candidates), BATCH)]
+    return [pair for found in await asyncio.gather(*(one(b) for b in batches)) for pair in found], None
 
 
 async def check_all(
@@ -257,74 +366,97 @@ async def _save_check(session: AsyncSession, candidate: Candidate, facts: TxFact
     check.from_address, check.to_address = facts.from_address, facts.to_address
 
 
-async def _apply(
-    session: AsyncSession, exploit_id: int, tx_hash: str, facts: TxFacts, now: datetime, days: set[date]
-) -> bool:
-    """Mark the exploit verified with the block's time and sender; False if its tx hash moved meanwhile."""
-    row = (
-        await session.execute(
-            select(Exploit.timestamp, Exploit.attacker_address).where(
-                Exploit.id == exploit_id, Exploit.tx_hash == tx_hash
+async def fork_blocks(session: AsyncSession, exploit_ids: Sequence[int]) -> dict[int, set[Block]]:
+    """The PoC fork blocks the reports of these exploits state."""
+    found: dict[int, set[Block]] = {}
+    for start in range(0, len(exploit_ids), 5000):
+        rows = await session.execute(
+            select(ReportRow.exploit_id, ReportRow.details).where(
+                ReportRow.exploit_id.in_(exploit_ids[start : start + 5000]), ReportRow.details.is_not(None)
             )
         )
-    ).first()
-    if row is None or facts.block_time is None:
-        return False
-    values: dict[str, Any] = {"verified_on_chain": True, "timestamp": facts.block_time, "updated_at": now}
-    if not row.attacker_address and facts.from_address:
-        values["attacker_address"] = facts.from_address
-    await session.execute(update(Exploit).where(Exploit.id == exploit_id).values(**values))
-    if row.timestamp != facts.block_time:
-        days.update({row.timestamp.date(), facts.block_time.date()})
-        await session.execute(
-            update(MergeKey).where(MergeKey.exploit_id == exploit_id).values(ts=facts.block_time.timestamp())
+        for exploit_id, details in rows:
+            if fork := fork_block(details):
+                found.setdefault(exploit_id, set()).add(fork)
+    return found
+
+
+async def cached_blocks(session: AsyncSession, blocks: set[Block]) -> dict[Block, datetime]:
+    found: dict[Block, datetime] = {}
+    numbers = sorted({number for _, number in blocks})
+    for start in range(0, len(numbers), 5000):
+        rows = await session.execute(
+            select(BlockTime.chain, BlockTime.number, BlockTime.time).where(
+                BlockTime.number.in_(numbers[start : start + 5000])
+            )
         )
-    return True
+        found.update({(c, n): t for c, n, t in rows if (c, n) in blocks})
+    return found
 
 
-async def record(session: AsyncSession, results: Sequence[tuple[Candidate, TxFacts]], now: datetime) -> int:
-    """Store every outcome and apply the verified ones; returns how many exploits changed."""
-    days: set[date] = set()
-    changed = 0
+async def store_blocks(session: AsyncSession, times: dict[Block, datetime]) -> None:
+    if not times:
+        return
+    table = cast(Table, BlockTime.__table__)
+    dialect = session.get_bind().dialect.name
+    statement = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    rows = [{"chain": chain, "number": number, "time": time} for (chain, number), time in times.items()]
+    await session.execute(statement.on_conflict_do_nothing(), rows)
+
+
+def _timed_by_block(
+    results: Sequence[tuple[Candidate, TxFacts]], times: dict[Block, datetime], errors: dict[Block, str]
+) -> None:
+    """Give mined transactions their block's time; one whose block could not be read is looked at again soon."""
+    for candidate, facts in results:
+        if facts.block_number is None or facts.status not in ("verified", "reverted"):
+            continue
+        block = (candidate.chain, facts.block_number)
+        facts.block_time = times.get(block)
+        if facts.block_time is None:
+            facts.status = "failed"
+            facts.error = errors.get(block, f"block {facts.block_number}: no time")
+
+
+async def record(
+    session: AsyncSession, results: Sequence[tuple[Candidate, TxFacts]], forked: set[int], now: datetime
+) -> int:
+    """Store every outcome, mark the verified exploits, and re-derive those with a new block time (a verified
+    tx's, or `forked`: the block after their fork block); returns how many records changed."""
+    ids = [c.exploit_id for c, _ in results]
+    loaded: list[OnchainCheck] = []  # in the session's identity map: `_save_check` finds them without a query
+    for start in range(0, len(ids), 5000):
+        chunk = ids[start : start + 5000]
+        loaded += (await session.execute(select(OnchainCheck).where(OnchainCheck.exploit_id.in_(chunk)))).scalars()
     for candidate, facts in results:
         await _save_check(session, candidate, facts, now)
-        if facts.status == "verified":
-            changed += await _apply(session, candidate.exploit_id, candidate.tx_hash, facts, now, days)
+    checked = {c.exploit_id: c.tx_hash for c, f in results if f.status == "verified"}
+    verified: list[int] = []
+    ids = list(checked)
+    for start in range(0, len(ids), 5000):  # a record whose hash moved meanwhile is not verified (reconcile)
+        chunk = ids[start : start + 5000]
+        hashes = await session.execute(select(Exploit.id, Exploit.tx_hash).where(Exploit.id.in_(chunk)))
+        verified += [exploit_id for exploit_id, tx_hash in hashes if tx_hash == checked[exploit_id]]
+    for start in range(0, len(verified), 5000):
+        chunk = verified[start : start + 5000]
+        await session.execute(update(Exploit).where(Exploit.id.in_(chunk)).values(verified_on_chain=True))
     await session.flush()
-    await _after_change(session, changed, days)
-    return changed
+    return len((await rederive_records(session, {*verified, *forked}, now=now)).updated)
 
 
-async def _after_change(session: AsyncSession, changed: int, days: set[date]) -> None:
-    """Keep the daily summaries and the response cache in step with direct writes to exploits."""
-    if days:
-        await refresh_days(session, days)
-    if changed:
-        await bump_data_version(session)
-
-
-async def reconcile(session: AsyncSession, now: datetime) -> tuple[int, int]:
-    """Verified exploits re-derived since their check: re-apply the block facts, or un-verify one whose
-    tx hash is no longer the one checked. Returns (re-applied, reset)."""
+async def reconcile(session: AsyncSession) -> int:
+    """Un-verify exploits whose tx hash is no longer the one checked (a source corrected it), so the new one is
+    checked; returns how many. Block times need no re-applying: derive reads them as evidence."""
     rows = await session.execute(
-        select(Exploit.id, Exploit.tx_hash, OnchainCheck)
+        select(Exploit.id)
         .join(OnchainCheck, OnchainCheck.exploit_id == Exploit.id)
-        .where(OnchainCheck.status == "verified", Exploit.updated_at > OnchainCheck.checked_at)
+        .where(OnchainCheck.status == "verified", OnchainCheck.tx_hash != Exploit.tx_hash)
     )
-    days: set[date] = set()
-    reapplied = reset = 0
-    for exploit_id, tx_hash, check in rows:
-        if tx_hash != check.tx_hash:
-            await session.execute(update(Exploit).where(Exploit.id == exploit_id).values(verified_on_chain=False))
-            await session.execute(delete(OnchainCheck).where(OnchainCheck.exploit_id == exploit_id))
-            reset += 1
-            continue
-        facts = TxFacts("verified", block_time=check.block_time, from_address=check.from_address)
-        reapplied += await _apply(session, exploit_id, tx_hash, facts, now, days)
-        check.checked_at = now
-    await session.flush()
-    await _after_change(session, reapplied + reset, days)
-    return reapplied, reset
+    reset = list(rows.scalars())
+    if reset:
+        await session.execute(update(Exploit).where(Exploit.id.in_(reset)).values(verified_on_chain=False))
+        await session.execute(delete(OnchainCheck).where(OnchainCheck.exploit_id.in_(reset)))
+    return len(reset)
 
 
 async def verify_pending(
@@ -334,20 +466,35 @@ async def verify_pending(
     outcome = VerifyOutcome()
     urls = evm_rpc_urls(settings)
     if settings.offline or not urls:
-        outcome.disabled = "KAMIYO_OFFLINE is set" if settings.offline else "KAMIYO_RPC_URLS names no EVM chain"
+        outcome.disabled = "KAMIYO_OFFLINE is set" if settings.offline else "KAMIYO_RPC_URLS turns every chain off"
         return outcome
-    now = utcnow()
     async with db.session() as session:
-        outcome.reapplied, outcome.reset = await reconcile(session, now)
-        candidates = await pick_candidates(session, urls, limit, now)
+        outcome.reset = await reconcile(session)
+        candidates = await pick_candidates(session, urls, limit, utcnow())
     client = http or httpx.AsyncClient(timeout=httpx.Timeout(TIMEOUT_S), follow_redirects=False)
     try:
         results, outcome.skipped_chains = await check_all(client, urls, candidates)
+        answering = {c.chain for c in candidates} - outcome.skipped_chains.keys()
+        unfound = [c.exploit_id for c, f in results if f.status in ("not_found", "failed")]
+        async with db.session() as session:
+            forks = {
+                exploit_id: {f for f in found if f[0] in answering}
+                for exploit_id, found in (await fork_blocks(session, unfound)).items()
+            }
+            mined = {(c.chain, f.block_number) for c, f in results if f.block_number is not None}
+            wanted = mined | {(chain, number + 1) for found in forks.values() for chain, number in found}
+            times = await cached_blocks(session, wanted)
+        fetched, errors = await fetch_blocks(client, urls, wanted - times.keys())
     finally:
         if http is None:
             await client.aclose()
+    times |= fetched
+    _timed_by_block(results, times, errors)
+    forked = {e for e, found in forks.items() if any((c, n + 1) in times for c, n in found)}
     async with db.session() as session:
-        await record(session, results, utcnow())
+        await store_blocks(session, fetched)
+        outcome.updated = await record(session, results, forked, utcnow())
+    outcome.blocks_fetched = len(fetched)
     outcome.checked = len(results)
     for _, facts in results:
         outcome.by_status[facts.status] = outcome.by_status.get(facts.status, 0) + 1

@@ -32,3 +32,14 @@ class OnchainCheck(Base):
     from_address: Mapped[str | None] = mapped_column(String(64))
     to_address: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(String(500))
+
+
+class BlockTime(Base):
+    """A block's timestamp as the chain's node gave it, asked once (`eth_getBlockByNumber`) and kept: blocks
+    never change, and one block serves every exploit whose transaction (or PoC fork) falls in it."""
+
+    __tablename__ = "block_times"
+
+    chain: Mapped[str] = mapped_column(String(32), primary_key=True)
+    number: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    time: Mapped[datetime] = mapped_column(UTCDateTime)

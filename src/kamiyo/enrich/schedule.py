@@ -2,11 +2,11 @@
 it runs the workers): on-chain verification every few minutes, pricing of token losses every hour, the label
 feeds once a day.
 
-Verification is off until KAMIYO_RPC_URLS names an EVM chain; every job is off with KAMIYO_OFFLINE. On
-PostgreSQL each job runs on one worker at a time (the advisory-lock leadership the sources use), so several
-workers never ask a node about the same transactions at once. A job that fails is logged and tried again at
-its next turn; nothing here is lost by a restart (verification keeps its schedule in `onchain_checks`, and
-an unchanged label feed costs a 304, a price is asked once and kept in `price_quotes`).
+Verification runs on each EVM chain's public endpoint unless KAMIYO_RPC_URLS turns every chain off; every job
+is off with KAMIYO_OFFLINE. On PostgreSQL each job runs on one worker at a time (the advisory-lock leadership
+the sources use), so several workers never ask a node about the same transactions at once. A job that fails is
+logged and tried again at its next turn; nothing here is lost by a restart (verification keeps its schedule in
+`onchain_checks`, an unchanged label feed costs a 304, a price is asked once and kept in `price_quotes`).
 """
 
 from __future__ import annotations

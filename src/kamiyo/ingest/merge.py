@@ -10,8 +10,9 @@ states it, never from a blend of several (a median is a number no source said):
   the chain is the most trusted specific one (a "multichain" list loses to a named chain);
 - the display name and aliases as `kamiyo.ingest.names` decides (a reviewed name, else an analyst's over a PoC
   file name); the technique, classification and target type from the most trusted report stating them;
-- the incident time is the most trusted precise time (not midnight), else the earliest stated day (a
-  disclosure or article is dated after the attack, never before).
+- the incident time is the attack transaction's block time where the on-chain job read it (else the time
+  of the block after a PoC's fork block), else the most trusted precise time (not midnight), else the earliest
+  stated day (a disclosure or article is dated after the attack, never before).
 `disputed` is set when stated facts disagree beyond DISPUTE tolerances. Curated corrections
 (`kamiyo.ingest.curation`) and approved community corrections are applied last and listed in `corrections`.
 Material facts, whose change emits `exploit.updated`: amount, chain, tx hash.
@@ -25,7 +26,7 @@ from typing import Any, Protocol
 
 from kamiyo.ingest import curation
 from kamiyo.ingest.curation import Correction, report_key
-from kamiyo.ingest.evidence import NONE, Evidence
+from kamiyo.ingest.evidence import NONE, Evidence, fork_block
 from kamiyo.ingest.names import display_name
 from kamiyo.ingest.normalise import MAX_USD, protocol_key
 from kamiyo.ingest.token_amounts import PAR, priceable, token_amounts
@@ -162,12 +163,15 @@ def derive(
         "attacker_address": _first(ranked, "attacker_address"),
         **_details(ranked),
     }
-    _timed(facts, evidence)
+    _timed(facts, ranked, evidence)
+    timed = facts["timestamp"]
     applied = [*corrections_for(ranked), *extra]
     moved = [c.value for c in applied if c.field == "timestamp" and isinstance(c.value, datetime)]
     _priced(facts, ranked, evidence, (moved[-1] if moved else facts["timestamp"]).date())
     for correction in applied:
         facts[correction.field] = correction.value
+    if facts["timestamp"] != timed:  # a corrected time is the day its reviewer gives, not a block's
+        facts["time_precision"] = "day"
     return _complete(facts, applied)
 
 
@@ -202,8 +206,22 @@ def _details(ranked: Sequence[ReportFacts]) -> dict[str, Any]:
     }
 
 
-def _timed(facts: dict[str, Any], evidence: Evidence) -> None:
-    """The attack transaction's block time, where it is known, is the incident time (`time_precision` block)."""
+def _timed(facts: dict[str, Any], ranked: Sequence[ReportFacts], evidence: Evidence) -> None:
+    """The attack transaction's block time, where it is known, is the incident time (`time_precision` block),
+    and its sender the attacker when no source names one. Without it, the block after the most trusted PoC
+    fork block, when its time is within DISPUTE_DAYS of the stated time (a PoC forking weeks earlier to set
+    up state does not date the attack)."""
+    tx_hash = facts["tx_hash"] or ""
+    at = evidence.block_times.get(tx_hash)
+    if at is not None:
+        facts["attacker_address"] = facts["attacker_address"] or evidence.senders.get(tx_hash)
+    else:
+        fork = next((f for r in ranked if (f := fork_block(r.details))), None)
+        at = evidence.fork_times.get(fork) if fork else None
+        if at is not None and abs(at - facts["timestamp"]) > DISPUTE_DAYS:
+            at = None
+    if at is not None:
+        facts["timestamp"], facts["time_precision"] = at, "block"
 
 
 PRICE_SOURCE = "defillama-coins"

@@ -411,7 +411,7 @@ async def store_reports(
 
 
 # Bump when the derivation or placement rules change, so `kamiyo db upgrade` re-derives stored records.
-RULES_VERSION = 3
+RULES_VERSION = 4
 RECORDS_VERSION = "records_version"
 
 

@@ -353,11 +353,12 @@ def _attacker(infos: list[KeyInfo]) -> str | None:
     return next(iter(_addresses(v for info in infos for v in info.attacker)), None)
 
 
-def _fork_block(infos: list[KeyInfo]) -> tuple[str, int] | None:
-    """(chain, block) the PoC forks at, where its header names both a known chain and a block."""
+def _fork_block(infos: list[KeyInfo], chain: str | None) -> tuple[str, int] | None:
+    """The block the first PoC that names one forks at, on its fork chain (else the report's chain)."""
     for info in infos:
-        if info.fork_block is not None and (chain := normalise_chain(info.fork_chain)):
-            return chain, info.fork_block
+        fork_chain = normalise_chain(info.fork_chain) or chain
+        if info.fork_block is not None and fork_chain not in (None, "other"):
+            return fork_chain, info.fork_block
     return None
 
 
@@ -455,7 +456,7 @@ def _build_report(entry: ReadmeEntry, index: _PocIndex) -> Report:
         raw=_raw(entry, infos),
         attack_contracts=_addresses(v for info in infos for v in info.attack_contract),
         vulnerable_contracts=_addresses(v for info in infos for v in info.vulnerable_contract),
-        fork_block=_fork_block(infos),
+        fork_block=_fork_block(infos, chain),
     )
 
 
