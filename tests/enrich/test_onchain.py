@@ -21,8 +21,8 @@ from kamiyo.config import Settings
 from kamiyo.db import Database
 from kamiyo.enrich import onchain
 from kamiyo.enrich.onchain import verify_pending
-from kamiyo.enrich.onchain_models import OnchainCheck
 from kamiyo.exploits.cache import DATA_VERSION
+from kamiyo.exploits.evidence_models import OnchainCheck
 from kamiyo.exploits.models import DailyCategoryStat, DailyChainStat, Meta, Report
 from kamiyo.exploits.stats import refresh_days
 from kamiyo.ingest.store import store_reports

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.config import Settings
 from kamiyo.db import Database
-from kamiyo.enrich.models import PriceQuote
+from kamiyo.exploits.evidence_models import PriceQuote
 from kamiyo.exploits.models import Exploit
 from kamiyo.exploits.models import Report as ReportRow
 from kamiyo.ingest.store import rederive_records

@@ -50,8 +50,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kamiyo.exploits.models import Exploit
 from kamiyo.exploits.models import Report as ReportRow
 from kamiyo.ingest.models import MergeKey
-from kamiyo.ingest.protocols import amounts_compatible, protocol_match_key
 from kamiyo.sources.base import Report
+from kamiyo.vocabulary.protocols import amounts_compatible, protocol_match_key
 
 DAY = timedelta(days=1)
 WINDOW = timedelta(days=3)

@@ -14,17 +14,17 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from kamiyo.ingest.normalise import (
+from kamiyo.sources._api import request
+from kamiyo.sources._classify import extract, extract_protocol
+from kamiyo.sources.base import Document, ParseError, Report, Source, each
+from kamiyo.sources.http import FetchContext
+from kamiyo.vocabulary.normalise import (
     USD_STABLECOINS,
     normalise_address,
     normalise_chain,
     normalise_tx_hash,
     parse_date_text,
 )
-from kamiyo.sources._api import request
-from kamiyo.sources._classify import extract, extract_protocol
-from kamiyo.sources.base import Document, ParseError, Report, Source, each
-from kamiyo.sources.http import FetchContext
 
 NAME = "chainabuse"
 KEY = "CHAINABUSE_API_KEY"

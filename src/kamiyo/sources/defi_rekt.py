@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from kamiyo.ingest.normalise import normalise_category, normalise_chain, parse_date_text
 from kamiyo.sources._api import graphql
 from kamiyo.sources.base import ParseError, Report, Source, each
 from kamiyo.sources.http import FetchContext
+from kamiyo.vocabulary.normalise import normalise_category, normalise_chain, parse_date_text
 
 NAME = "defi_rekt"
 KEY = "DEFI_API_KEY"

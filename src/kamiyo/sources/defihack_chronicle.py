@@ -19,7 +19,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urljoin
 
-from kamiyo.ingest.normalise import (
+from kamiyo.sources.base import Document, ParseError, Report, Source
+from kamiyo.sources.http import FetchContext, FetchError
+from kamiyo.vocabulary.normalise import (
     normalise_address,
     normalise_category,
     normalise_chain,
@@ -27,8 +29,6 @@ from kamiyo.ingest.normalise import (
     parse_date_text,
     parse_usd,
 )
-from kamiyo.sources.base import Document, ParseError, Report, Source
-from kamiyo.sources.http import FetchContext, FetchError
 
 log = logging.getLogger(__name__)
 NAME = "defihack_chronicle"

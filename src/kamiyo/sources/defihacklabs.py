@@ -21,7 +21,10 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urljoin
 
-from kamiyo.ingest.normalise import (
+from kamiyo.kit.timeutil import utcnow
+from kamiyo.sources.base import ParseError, Report, Source
+from kamiyo.sources.http import FetchContext, FetchError
+from kamiyo.vocabulary.normalise import (
     chain_from_url,
     normalise_address,
     normalise_category,
@@ -30,9 +33,6 @@ from kamiyo.ingest.normalise import (
     parse_usd,
     protocol_key,
 )
-from kamiyo.kit.timeutil import utcnow
-from kamiyo.sources.base import ParseError, Report, Source
-from kamiyo.sources.http import FetchContext, FetchError
 
 NAME = "defihacklabs"
 TITLE = "DeFiHackLabs"

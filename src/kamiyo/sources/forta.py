@@ -16,11 +16,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from kamiyo.ingest.normalise import normalise_address, normalise_chain, normalise_tx_hash, parse_date_text
 from kamiyo.sources._api import bearer, graphql
 from kamiyo.sources._classify import extract_category
 from kamiyo.sources.base import ParseError, Report, Source, each
 from kamiyo.sources.http import FetchContext
+from kamiyo.vocabulary.normalise import normalise_address, normalise_chain, normalise_tx_hash, parse_date_text
 
 NAME = "forta"
 KEY = "FORTA_API_KEY"

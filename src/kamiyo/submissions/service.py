@@ -24,7 +24,6 @@ from kamiyo.errors import Conflict, InvalidInput, KamiyoError, NotFound
 from kamiyo.exploits.models import CORRECTION_REF, Exploit, Report, is_public
 from kamiyo.ingest import validate
 from kamiyo.ingest.matching import fuzzy_candidates
-from kamiyo.ingest.normalise import protocol_key
 from kamiyo.ingest.runner import STORE_LOCK_KEY
 from kamiyo.ingest.store import store_reports
 from kamiyo.kit.timeutil import utcnow
@@ -32,6 +31,7 @@ from kamiyo.sources.base import Report as SourceReport
 from kamiyo.submissions.models import Submission
 from kamiyo.submissions.schemas import SubmissionIn
 from kamiyo.tiers import get_tier
+from kamiyo.vocabulary.normalise import protocol_key
 
 SOURCE = "community"
 
