@@ -15,8 +15,7 @@ from kamiyo.config import Settings
 from kamiyo.db import Database
 from kamiyo.enrich.onchain import verify_pending
 from kamiyo.exploits.evidence_models import BlockTime, OnchainCheck
-from kamiyo.exploits.models import Exploit, Meta, is_public
-from kamiyo.exploits.models import Report as ReportRow
+from kamiyo.exploits.models import Exploit, Meta, ReportRow, is_public
 from kamiyo.exploits.stats import refresh_days
 from kamiyo.ingest.evidence import fork_block
 from kamiyo.ingest.store import RECORDS_VERSION, refresh_records, store_reports

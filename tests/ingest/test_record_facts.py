@@ -14,8 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from kamiyo.db import Database
-from kamiyo.exploits.models import Exploit
-from kamiyo.exploits.models import Report as ReportRow
+from kamiyo.exploits.models import Exploit, ReportRow
 from kamiyo.ingest import validate
 from kamiyo.ingest.merge import derive
 from kamiyo.ingest.names import clean_poc_name, display_name

@@ -88,7 +88,7 @@ async def test_event_uuids_follow_a_changed_first_report(client: httpx.AsyncClie
     from datetime import datetime, timedelta
 
     from kamiyo.db import Database
-    from kamiyo.exploits.models import Report
+    from kamiyo.exploits.models import ReportRow
     from kamiyo.kit.timeutil import utcnow
 
     exploit = (await client.get("/exploits?page_size=1")).json()["data"][0]
@@ -100,7 +100,7 @@ async def test_event_uuids_follow_a_changed_first_report(client: httpx.AsyncClie
     try:
         async with db.session() as session:
             session.add(
-                Report(
+                ReportRow(
                     exploit_id=exploit["id"],
                     source="rekt",
                     source_ref="an-earlier-report",

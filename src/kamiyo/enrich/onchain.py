@@ -40,8 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kamiyo.config import Settings
 from kamiyo.db import Database
 from kamiyo.exploits.evidence_models import BlockTime, OnchainCheck
-from kamiyo.exploits.models import Exploit, is_public
-from kamiyo.exploits.models import Report as ReportRow
+from kamiyo.exploits.models import Exploit, ReportRow, is_public
 from kamiyo.ingest.evidence import fork_block
 from kamiyo.ingest.store import rederive_records
 from kamiyo.kit.timeutil import utcnow

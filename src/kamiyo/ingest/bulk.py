@@ -33,8 +33,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.db import Database
-from kamiyo.exploits.models import Exploit
-from kamiyo.exploits.models import Report as ReportRow
+from kamiyo.exploits.models import Exploit, ReportRow
 from kamiyo.ingest import store
 from kamiyo.ingest.bulk_load import Loader
 from kamiyo.ingest.matching import WIDE_WINDOW, tx_hashes

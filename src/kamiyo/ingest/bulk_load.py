@@ -23,8 +23,7 @@ from sqlalchemy import Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.exploits.cache import bump_data_version
-from kamiyo.exploits.models import Exploit, ExploitEvent
-from kamiyo.exploits.models import Report as ReportRow
+from kamiyo.exploits.models import Exploit, ExploitEvent, ReportRow
 from kamiyo.ingest.merge import ReportFacts, derive
 from kamiyo.ingest.models import MergeKey
 from kamiyo.ingest.store import StoreResult

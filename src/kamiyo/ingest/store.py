@@ -23,8 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.exploits.cache import bump_data_version
-from kamiyo.exploits.models import CORRECTION_REF, Exploit, ExploitEvent, MergeConflict, Meta, is_correction
-from kamiyo.exploits.models import Report as ReportRow
+from kamiyo.exploits.models import CORRECTION_REF, Exploit, ExploitEvent, MergeConflict, Meta, ReportRow, is_correction
 from kamiyo.ingest.evidence import NONE, load_evidence
 from kamiyo.ingest.health import forget_validators
 from kamiyo.ingest.matching import fuzzy_candidates, stored_sides, tx_hashes, write_merge_keys

@@ -13,7 +13,7 @@ from typing import Any
 
 from kamiyo.sources._api import graphql
 from kamiyo.sources.base import ParseError, Report, Source, each
-from kamiyo.sources.http import FetchContext
+from kamiyo.sources.http import SourceContext
 from kamiyo.vocabulary.normalise import normalise_category, normalise_chain, parse_date_text
 
 NAME = "defi_rekt"
@@ -72,7 +72,7 @@ def parse_rekts(data: dict[str, Any]) -> list[Report]:
     return list(each((r for r in rekts if isinstance(r, dict)), build, NAME))
 
 
-async def fetch(ctx: FetchContext) -> list[Report]:
+async def fetch(ctx: SourceContext) -> list[Report]:
     headers = {"X-Api-Key": ctx.key} if ctx.key else {}
     data = await graphql(ctx, ctx.url, QUERY, headers=headers)
     return [] if data is None else parse_rekts(data)

@@ -23,7 +23,7 @@ from urllib.parse import urljoin
 
 from kamiyo.kit.timeutil import utcnow
 from kamiyo.sources.base import ParseError, Report, Source
-from kamiyo.sources.http import FetchContext, FetchError
+from kamiyo.sources.http import FetchError, SourceContext
 from kamiyo.vocabulary.normalise import (
     chain_from_url,
     normalise_address,
@@ -530,7 +530,7 @@ def live_readme_paths(year: int) -> list[str]:
     return ["README.md", *(f"past/{y}/README.md" for y in range(year - 1, FIRST_PAST_YEAR - 1, -1))]
 
 
-async def fetch(ctx: FetchContext) -> list[Report]:
+async def fetch(ctx: SourceContext) -> list[Report]:
     """Each README conditionally (a 304 means its incidents are stored already); a past year not
     published yet (404) is skipped. A README with a body but no incident is a format change: error."""
     texts: list[str] = []
