@@ -444,7 +444,7 @@ async def _embedded(worker: Any) -> AsyncIterator[None]:
 
 def synthetic_subscriptions(count: int, seed: int = 7) -> list[Any]:
     from kamiyo.delivery.matching import Subscription, Target
-    from kamiyo.taxonomy import CATEGORIES, CHAINS
+    from kamiyo.vocabulary.taxonomy import CATEGORIES, CHAINS
 
     rng = random.Random(seed)
     chains, categories = list(CHAINS), list(CATEGORIES)
@@ -470,7 +470,7 @@ async def matching(count: int, tmp: Path) -> dict[str, Any]:
     from kamiyo.db import Database
     from kamiyo.delivery.dispatch import load_index
     from kamiyo.delivery.matching import SubscriptionIndex
-    from kamiyo.taxonomy import CATEGORIES, CHAINS
+    from kamiyo.vocabulary.taxonomy import CATEGORIES, CHAINS
 
     subs = synthetic_subscriptions(count)
     started = time.perf_counter()

@@ -42,14 +42,13 @@ from sqlalchemy import create_engine, func, insert, select  # noqa: E402
 import synth  # noqa: E402
 from kamiyo import migrations  # noqa: E402
 from kamiyo.db import Database  # noqa: E402
-from kamiyo.exploits.models import Exploit  # noqa: E402
-from kamiyo.exploits.models import Report as ReportRow  # noqa: E402
+from kamiyo.exploits.models import Exploit, ReportRow  # noqa: E402
 from kamiyo.exploits.stats import refresh_days  # noqa: E402
 from kamiyo.ingest.merge import explorer_url  # noqa: E402
 from kamiyo.ingest.models import MergeKey  # noqa: E402
-from kamiyo.ingest.normalise import protocol_key, protocol_match_key  # noqa: E402
 from kamiyo.ingest.store import store_reports  # noqa: E402
 from kamiyo.sources.base import Report  # noqa: E402
+from kamiyo.vocabulary.normalise import protocol_key, protocol_match_key  # noqa: E402
 
 MERGE_TARGET_S = 60.0
 ROUND_TARGET_S = 2.0

@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     # DeFiLlama's https://coins.llama.fi) and the label feeds.
     source_urls: dict[str, str] = Field(default_factory=dict, alias="KAMIYO_SOURCE_URLS")
     # On-chain verification and block times (`kamiyo verify`): JSON object of chain slug -> JSON-RPC URL, over
-    # the keyless public default of each EVM chain (`kamiyo.taxonomy`); an empty URL turns that chain off.
+    # the keyless public default of each EVM chain (`kamiyo.vocabulary.taxonomy`); an empty URL turns that chain off.
     rpc_urls: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict, alias="KAMIYO_RPC_URLS")
     # Ingestion: seconds per HTTP request to a source, and for one source's whole run (all its requests).
     source_timeout: float = Field(default=20.0, gt=0, alias="KAMIYO_SOURCE_TIMEOUT")

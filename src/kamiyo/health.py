@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from kamiyo import __version__
 from kamiyo.api_deps import get_app_settings, get_database
 from kamiyo.delivery.keycheck import check_key
-from kamiyo.exploits.models import Exploit, Report
+from kamiyo.exploits.models import Exploit, ReportRow
 from kamiyo.ingest.health import is_healthy, source_states
 from kamiyo.kit.jsonresp import dumps
 from kamiyo.sources import REGISTRY
@@ -43,7 +43,7 @@ async def health(request: Request) -> Response:
     try:
         async with get_database(request).session() as session:
             exploits = (await session.execute(select(func.count()).select_from(Exploit))).scalar_one()
-            reports = (await session.execute(select(func.count(func.distinct(Report.source))))).scalar_one()
+            reports = (await session.execute(select(func.count(func.distinct(ReportRow.source))))).scalar_one()
             states = await source_states(session)
             keys = await check_key(session, get_app_settings(request))
     except Exception as exc:  # the point of a health check is to report this, not raise it

@@ -5,8 +5,7 @@ def import_all_models() -> None:
     from kamiyo.accounts import models as _accounts  # noqa: F401
     from kamiyo.billing import models as _billing  # noqa: F401
     from kamiyo.delivery import models as _delivery  # noqa: F401
-    from kamiyo.enrich import models as _enrich  # noqa: F401
-    from kamiyo.enrich import onchain_models as _onchain  # noqa: F401
+    from kamiyo.exploits import evidence_models as _evidence  # noqa: F401
     from kamiyo.exploits import models as _exploits  # noqa: F401
     from kamiyo.ingest import models as _ingest  # noqa: F401
     from kamiyo.submissions import models as _submissions  # noqa: F401

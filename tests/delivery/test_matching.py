@@ -13,9 +13,9 @@ from standardwebhooks import Webhook
 from kamiyo.delivery.matching import Subscription, SubscriptionIndex, Target
 from kamiyo.delivery.retry import next_delay, parse_retry_after
 from kamiyo.delivery.signing import sign, webhook_headers
-from kamiyo.ingest.normalise import protocol_key
 from kamiyo.kit.crypto import SecretBox, new_webhook_secret
-from kamiyo.taxonomy import CATEGORIES, CHAINS
+from kamiyo.vocabulary.normalise import protocol_key
+from kamiyo.vocabulary.taxonomy import CATEGORIES, CHAINS
 
 CHAIN_LIST, CATEGORY_LIST = list(CHAINS)[:6], list(CATEGORIES)[:6]
 PROTOCOLS = ["Curve Finance", "Euler", "Mango Markets", "Ronin Bridge"]

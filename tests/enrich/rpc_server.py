@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kamiyo.taxonomy import CHAINS
+from kamiyo.vocabulary.taxonomy import CHAINS
 from tests.support.services import free_port
 
 

@@ -15,8 +15,8 @@ from sqlalchemy import select
 
 from kamiyo.db import Database
 from kamiyo.exploits.models import Exploit, is_public
-from kamiyo.ingest.normalise import CHAIN_IDS
-from kamiyo.taxonomy import CHAINS
+from kamiyo.vocabulary.normalise import CHAIN_IDS
+from kamiyo.vocabulary.taxonomy import CHAINS
 from tests.enrich.rpc_server import ChainState, rpc_server
 
 # (a block, its unix time, seconds per block): a rough clock per chain, so numbers grow with time as they do.

@@ -14,15 +14,14 @@ from kamiyo import migrations
 from kamiyo.config import Settings
 from kamiyo.db import Database
 from kamiyo.enrich.onchain import verify_pending
-from kamiyo.enrich.onchain_models import BlockTime, OnchainCheck
-from kamiyo.exploits.models import Exploit, Meta, is_public
-from kamiyo.exploits.models import Report as ReportRow
+from kamiyo.exploits.evidence_models import BlockTime, OnchainCheck
+from kamiyo.exploits.models import Exploit, Meta, ReportRow, is_public
 from kamiyo.exploits.stats import refresh_days
 from kamiyo.ingest.evidence import fork_block
 from kamiyo.ingest.store import RECORDS_VERSION, refresh_records, store_reports
 from kamiyo.kit.timeutil import utcnow
 from kamiyo.sources.base import Report
-from kamiyo.taxonomy import CHAINS
+from kamiyo.vocabulary.taxonomy import CHAINS
 from tests.conftest import make_settings
 from tests.enrich.rpc_server import ChainState, only
 from tests.enrich.synthetic_chain import sender_of, serving, synthetic_chains

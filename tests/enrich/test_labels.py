@@ -14,9 +14,10 @@ from sqlalchemy import select
 
 from kamiyo.db import Database
 from kamiyo.enrich.feeds import FEEDS, parse_ofac, parse_scamsniffer
-from kamiyo.enrich.labels import Label, labels_for, replace_feed
-from kamiyo.enrich.models import AddressLabel
+from kamiyo.enrich.labels import Label, replace_feed
 from kamiyo.enrich.refresh import refresh_labels
+from kamiyo.exploits.evidence_models import AddressLabel
+from kamiyo.exploits.labels import labels_for
 from kamiyo.exploits.models import Exploit
 from kamiyo.sources.base import Document, ParseError
 from tests.conftest import make_client, make_settings

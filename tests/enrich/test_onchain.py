@@ -21,13 +21,13 @@ from kamiyo.config import Settings
 from kamiyo.db import Database
 from kamiyo.enrich import onchain
 from kamiyo.enrich.onchain import verify_pending
-from kamiyo.enrich.onchain_models import OnchainCheck
 from kamiyo.exploits.cache import DATA_VERSION
-from kamiyo.exploits.models import DailyCategoryStat, DailyChainStat, Meta, Report
+from kamiyo.exploits.evidence_models import OnchainCheck
+from kamiyo.exploits.models import DailyCategoryStat, DailyChainStat, Meta, ReportRow
 from kamiyo.exploits.stats import refresh_days
 from kamiyo.ingest.store import store_reports
 from kamiyo.kit.timeutil import utcnow
-from kamiyo.sources.base import Report as SourceReport
+from kamiyo.sources.base import Report
 from tests.accounts.helpers import running
 from tests.conftest import make_settings
 from tests.enrich.rpc_server import ChainState, only, rpc_server
@@ -263,7 +263,7 @@ async def test_block_facts_survive_a_re_derivation_and_a_changed_hash_is_checked
     config = settings(db_url, rpc_url)
     await verify_pending(database, config, limit=50)
     async with database.session() as session:  # another source reports the incident with its own time
-        await store_reports(session, [SourceReport(
+        await store_reports(session, [Report(
             source="rekt", source_ref="rekt:index-coop", protocol="Index Coop", chain="ethereum",
             timestamp=datetime(2026, 7, 30, 12, 0, tzinfo=UTC), tx_hash=target["tx_hash"],
         )], now=utcnow() + timedelta(seconds=1))  # fmt: skip
@@ -275,12 +275,14 @@ async def test_block_facts_survive_a_re_derivation_and_a_changed_hash_is_checked
     new_hash = "0x" + "d4" * 32  # the trusted source corrects its hash
     async with database.session() as session:
         row = (
-            await session.execute(select(Report).where(Report.exploit_id == target["id"], Report.source != "rekt"))
+            await session.execute(
+                select(ReportRow).where(ReportRow.exploit_id == target["id"], ReportRow.source != "rekt")
+            )
         ).scalar_one()
         facts = {k: getattr(row, k) for k in ("source", "source_ref", "protocol", "timestamp", "chain", "url")}
         await store_reports(
             session,
-            [replace(SourceReport(**facts), tx_hash=new_hash, raw=row.raw)],
+            [replace(Report(**facts), tx_hash=new_hash, raw=row.raw)],
             now=utcnow() + timedelta(seconds=2),
         )
     moved = await seeded(database, TARGET)  # the block time was the old transaction's
@@ -295,4 +297,4 @@ async def test_block_facts_survive_a_re_derivation_and_a_changed_hash_is_checked
 
 async def reports_of(database: Database, exploit_id: int) -> list[Any]:
     async with database.session() as session:
-        return list((await session.execute(select(Report).where(Report.exploit_id == exploit_id))).scalars())
+        return list((await session.execute(select(ReportRow).where(ReportRow.exploit_id == exploit_id))).scalars())

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from kamiyo.cli import app
 from kamiyo.config import Settings, get_settings
 from kamiyo.db import Database
-from kamiyo.enrich.models import PriceQuote
 from kamiyo.enrich.prices import price_pending
+from kamiyo.exploits.evidence_models import PriceQuote
 from kamiyo.exploits.models import DailyChainStat, Exploit
 from kamiyo.ingest.token_amounts import coins_to_ask, priceable, token_amounts
 from kamiyo.sources.http import FetchPolicy

@@ -7,13 +7,12 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from kamiyo.db import Database
-from kamiyo.exploits.models import Exploit, ExploitEvent
-from kamiyo.exploits.models import Report as ReportRow
+from kamiyo.exploits.models import Exploit, ExploitEvent, ReportRow
 from kamiyo.ingest.matching import same_incident
 from kamiyo.ingest.models import MergeKey
-from kamiyo.ingest.normalise import amounts_compatible, protocol_match_key
 from kamiyo.ingest.store import store_reports
 from kamiyo.sources.base import Report
+from kamiyo.vocabulary.normalise import amounts_compatible, protocol_match_key
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 TX = "0x" + "ab" * 32

@@ -27,8 +27,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from kamiyo.db import Database
 from kamiyo.exploits.filters import search_condition
-from kamiyo.exploits.models import DailyCategoryStat, DailyChainStat, Exploit, ExploitEvent, Meta
-from kamiyo.exploits.models import Report as ReportRow
+from kamiyo.exploits.models import DailyCategoryStat, DailyChainStat, Exploit, ExploitEvent, Meta, ReportRow
 from kamiyo.ingest import bulk, bulk_load, store
 from kamiyo.ingest.importer import RowError, row_to_reports
 from kamiyo.ingest.merge import derive

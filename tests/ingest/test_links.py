@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select, update
 
 from kamiyo.db import Database
-from kamiyo.exploits.models import Report as ReportRow
+from kamiyo.exploits.models import ReportRow
 from kamiyo.ingest import bulk, store
 from kamiyo.ingest.importer import row_to_reports
 from kamiyo.kit.links import web_url

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from kamiyo.db import Database
-from kamiyo.exploits.models import Report as ReportRow
+from kamiyo.exploits.models import ReportRow
 from kamiyo.ingest.matching import same_incident
 from kamiyo.ingest.store import store_reports
 from kamiyo.sources import defihack_chronicle, defihacklabs, defillama, rekt, slowmist

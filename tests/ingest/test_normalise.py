@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from kamiyo.ingest.normalise import (
+from kamiyo.vocabulary.normalise import (
     CATEGORY_RULES,
     as_utc,
     chain_from_url,
@@ -22,7 +22,7 @@ from kamiyo.ingest.normalise import (
     parse_usd,
     protocol_key,
 )
-from kamiyo.taxonomy import CATEGORIES, CHAINS
+from kamiyo.vocabulary.taxonomy import CATEGORIES, CHAINS
 
 EVM_TX = "0x9dbf0326a03a2a3719c27be4fa69aacc9857fd231a8d9dcaede4bb083def75ec"  # Parity multisig 2017
 SOLANA_SIG = "5VERv8NMvzbJMEkV8xnrLkEaWRtSz9CosKDYjCJjBRnbJLgp8uirBgmQpjKhoR4tjF3ZpRzrFmBV6UjKdiSZkQUW"

@@ -14,15 +14,15 @@ import pytest
 from sqlalchemy import select
 
 from kamiyo.db import Database
-from kamiyo.exploits.models import Exploit
-from kamiyo.exploits.models import Report as ReportRow
-from kamiyo.ingest import curation, validate
-from kamiyo.ingest.curation import Correction, joined
+from kamiyo.exploits.models import Exploit, ReportRow
+from kamiyo.ingest import validate
 from kamiyo.ingest.merge import derive
 from kamiyo.ingest.names import clean_poc_name, display_name
 from kamiyo.ingest.store import store_reports
 from kamiyo.sources import defihack_chronicle, defihacklabs, defillama
 from kamiyo.sources.base import Document, Report
+from kamiyo.vocabulary import curation
+from kamiyo.vocabulary.curation import Correction, joined
 
 SOURCES = Path(__file__).resolve().parents[1] / "fixtures" / "sources"
 LLAMA = SOURCES / "defillama" / "hacks"  # the real DeFiLlama snapshot (/work/shared/data/defillama-hacks)

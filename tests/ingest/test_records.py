@@ -14,14 +14,13 @@ from sqlalchemy import func, select
 from kamiyo.db import Database
 from kamiyo.exploits.export import csv_header, csv_rows, iter_exploits
 from kamiyo.exploits.filters import ExploitFilters
-from kamiyo.exploits.models import Exploit, MergeConflict, is_public
-from kamiyo.exploits.models import Report as ReportRow
-from kamiyo.ingest import curation
+from kamiyo.exploits.models import Exploit, MergeConflict, ReportRow, is_public
 from kamiyo.ingest.importer import ImportProblems, iter_reports
 from kamiyo.ingest.merge import derive
 from kamiyo.ingest.store import store_reports
 from kamiyo.sources import defihacklabs, defillama
 from kamiyo.sources.base import Document, Report
+from kamiyo.vocabulary import curation
 
 LLAMA = Path(__file__).resolve().parents[1] / "fixtures" / "sources" / "defillama" / "hacks"
 TX = "0x" + "ab" * 32

@@ -9,8 +9,7 @@ from sqlalchemy import delete, func, select, text, update
 from kamiyo import migrations
 from kamiyo.db import Database
 from kamiyo.enrich.refresh import CACHE_PREFIX
-from kamiyo.exploits.models import Exploit, Meta
-from kamiyo.exploits.models import Report as ReportRow
+from kamiyo.exploits.models import Exploit, Meta, ReportRow
 from kamiyo.ingest.health import save_validators
 from kamiyo.ingest.models import SourceHttpCache
 from kamiyo.ingest.store import RECORDS_VERSION, refresh_records

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from kamiyo import migrations
 from kamiyo.db import Database
-from kamiyo.exploits.models import Report as ReportRow
+from kamiyo.exploits.models import ReportRow
 from kamiyo.ingest import bulk
 from kamiyo.ingest.health import last_fetch_at, record_run
 from kamiyo.ingest.importer import row_to_reports

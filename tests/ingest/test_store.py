@@ -7,8 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from kamiyo.db import Database
-from kamiyo.exploits.models import Exploit, ExploitEvent
-from kamiyo.exploits.models import Report as ReportRow
+from kamiyo.exploits.models import Exploit, ExploitEvent, ReportRow
 from kamiyo.exploits.stats import compute_stats
 from kamiyo.ingest.store import store_reports
 from kamiyo.sources.base import Report

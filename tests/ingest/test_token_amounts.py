@@ -7,11 +7,11 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from kamiyo.ingest.curation import Correction
 from kamiyo.ingest.evidence import Evidence
 from kamiyo.ingest.merge import derive
 from kamiyo.ingest.token_amounts import PAR, TokenAmount, coins_to_ask, priceable, token_amounts
 from kamiyo.sources.base import Report
+from kamiyo.vocabulary.curation import Correction
 
 ETH, BNB = "coingecko:ethereum", "coingecko:binancecoin"
 DAY = date(2026, 3, 1)

@@ -82,13 +82,18 @@ async def test_feed_is_readable_over_http(db_url: str) -> None:
         assert len(await asyncio.to_thread(pull)) == 20
 
 
-async def test_event_uuids_follow_a_changed_first_report(client: httpx.AsyncClient, db_url: str) -> None:
-    """The UUID index is built once, then kept current: an exploit whose first report changes answers under
-    its new UUID, and its old UUID is gone (not another exploit's, not stale)."""
+async def test_event_uuids_stay_when_reports_arrive_and_follow_a_changed_first_report(
+    client: httpx.AsyncClient, db_url: str
+) -> None:
+    """A record keeps its UUID when a later report arrives, even one its source published earlier (ids are keyed
+    by the first stored report). The UUID index is built once, then kept current: when the first report goes,
+    the exploit answers under its new UUID and the old one is gone (not another exploit's, not stale)."""
     from datetime import datetime, timedelta
 
+    from sqlalchemy import delete
+
     from kamiyo.db import Database
-    from kamiyo.exploits.models import Report
+    from kamiyo.exploits.models import ReportRow
     from kamiyo.kit.timeutil import utcnow
 
     exploit = (await client.get("/exploits?page_size=1")).json()["data"][0]
@@ -100,7 +105,7 @@ async def test_event_uuids_follow_a_changed_first_report(client: httpx.AsyncClie
     try:
         async with db.session() as session:
             session.add(
-                Report(
+                ReportRow(
                     exploit_id=exploit["id"],
                     source="rekt",
                     source_ref="an-earlier-report",
@@ -111,10 +116,17 @@ async def test_event_uuids_follow_a_changed_first_report(client: httpx.AsyncClie
                     raw={},
                 )
             )
+        await touch(db_url, exploit["id"])
+        new = ids.incident_uuid(ids.key_from_report("rekt", "an-earlier-report"))
+        assert (await client.get(f"/api/v1/misp/{old}.json")).json()["Event"]["uuid"] == str(old)
+        assert (await client.get(f"/api/v1/misp/{new}.json")).status_code == 404
+        async with db.session() as session:
+            await session.execute(
+                delete(ReportRow).where(ReportRow.exploit_id == exploit["id"], ReportRow.source != "rekt")
+            )
     finally:
         await db.dispose()
     await touch(db_url, exploit["id"])
-    new = ids.incident_uuid(ids.key_from_report("rekt", "an-earlier-report"))
     r = await client.get(f"/api/v1/misp/{new}.json")
     assert r.status_code == 200 and r.json()["Event"]["uuid"] == str(new)
     assert (await client.get(f"/api/v1/misp/{old}.json")).status_code == 404

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from kamiyo.db import Database
-from kamiyo.exploits.models import Report as ReportRow
+from kamiyo.exploits.models import ReportRow
 from kamiyo.ingest import validate
 from kamiyo.ingest.models import SourceRun, SourceState
 from kamiyo.ingest.runner import IngestOptions, fetch_reports

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from kamiyo.ingest.normalise import normalise_tx_hash
 from kamiyo.sources import defihacklabs
 from kamiyo.sources.base import Report
 from kamiyo.sources.defihacklabs import (
@@ -27,7 +26,8 @@ from kamiyo.sources.defihacklabs import (
     parse_keyinfo,
     parse_readme,
 )
-from kamiyo.taxonomy import CATEGORIES, CHAINS
+from kamiyo.vocabulary.normalise import normalise_tx_hash
+from kamiyo.vocabulary.taxonomy import CATEGORIES, CHAINS
 
 SHARED = Path("/work/shared/data/defihacklabs")
 BUNDLED = resources.files("kamiyo").joinpath("data", "defihacklabs")

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from kamiyo.db import Database
-from kamiyo.exploits.models import Exploit, Report
+from kamiyo.exploits.models import Exploit, ReportRow
 
 NEW_TX = "0x" + "ab" * 32  # in no source: a missing incident
 
@@ -43,5 +43,5 @@ async def public_count(database: Database) -> int:
 
 async def community_reports(database: Database) -> list[Any]:
     async with database.session() as session:
-        rows = await session.execute(select(Report).where(Report.source == "community").order_by(Report.id))
+        rows = await session.execute(select(ReportRow).where(ReportRow.source == "community").order_by(ReportRow.id))
         return list(rows.scalars())

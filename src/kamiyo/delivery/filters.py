@@ -10,8 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from kamiyo.ingest.normalise import protocol_key
-from kamiyo.taxonomy import CATEGORIES, CHAINS
+from kamiyo.vocabulary.normalise import protocol_key
+from kamiyo.vocabulary.taxonomy import CATEGORIES, CHAINS
 
 MAX_LIST = 50
 MAX_PROTOCOL = 200

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from kamiyo.ingest.normalise import protocol_key
+from kamiyo.vocabulary.normalise import protocol_key
 
 DIMENSIONS = ("chains", "protocols", "categories")
 _SELECTOR = bytes.maketrans(b"01", b"\x00\x01")

@@ -20,7 +20,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kamiyo.enrich.labels import Label, label_address
+from kamiyo.enrich.labels import Label
+from kamiyo.exploits.labels import label_address
 from kamiyo.sources.base import Document, ParseError
 
 _DIGITAL = re.compile(r"Digital Currency Address - ([A-Za-z0-9]+)\s+([A-Za-z0-9:]+)")

@@ -39,14 +39,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.config import Settings
 from kamiyo.db import Database
-from kamiyo.enrich.onchain_models import BlockTime, OnchainCheck
-from kamiyo.exploits.models import Exploit, is_public
-from kamiyo.exploits.models import Report as ReportRow
+from kamiyo.exploits.evidence_models import BlockTime, OnchainCheck
+from kamiyo.exploits.models import Exploit, ReportRow, is_public
 from kamiyo.ingest.evidence import fork_block
-from kamiyo.ingest.normalise import CHAIN_IDS
 from kamiyo.ingest.store import rederive_records
 from kamiyo.kit.timeutil import utcnow
-from kamiyo.taxonomy import CHAINS
+from kamiyo.vocabulary.normalise import CHAIN_IDS
+from kamiyo.vocabulary.taxonomy import CHAINS
 
 log = logging.getLogger(__name__)
 CONCURRENCY = 8  # requests in flight at once, over all chains

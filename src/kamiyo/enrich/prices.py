@@ -30,9 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.config import Settings
 from kamiyo.db import Database
-from kamiyo.enrich.models import PriceQuote
-from kamiyo.exploits.models import Exploit
-from kamiyo.exploits.models import Report as ReportRow
+from kamiyo.exploits.evidence_models import PriceQuote
+from kamiyo.exploits.models import Exploit, ReportRow
 from kamiyo.ingest.store import rederive_records
 from kamiyo.ingest.token_amounts import coins_to_ask, token_amounts
 from kamiyo.kit.timeutil import utcnow

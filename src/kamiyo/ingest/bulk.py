@@ -33,16 +33,15 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.db import Database
-from kamiyo.exploits.models import Exploit
-from kamiyo.exploits.models import Report as ReportRow
+from kamiyo.exploits.models import Exploit, ReportRow
 from kamiyo.ingest import store
 from kamiyo.ingest.bulk_load import Loader
 from kamiyo.ingest.matching import WIDE_WINDOW, tx_hashes
 from kamiyo.ingest.models import MergeKey
-from kamiyo.ingest.protocols import protocol_match_key
 from kamiyo.ingest.store import StoreResult, store_reports
 from kamiyo.kit.timeutil import utcnow
 from kamiyo.sources.base import Report
+from kamiyo.vocabulary.protocols import protocol_match_key
 
 BULK_MIN = 20_000  # smaller imports take the plain path: store_reports per CHUNK reports, one transaction each
 CHUNK = 20_000

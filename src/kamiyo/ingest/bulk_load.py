@@ -23,14 +23,13 @@ from sqlalchemy import Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.exploits.cache import bump_data_version
-from kamiyo.exploits.models import Exploit, ExploitEvent
-from kamiyo.exploits.models import Report as ReportRow
+from kamiyo.exploits.models import Exploit, ExploitEvent, ReportRow
 from kamiyo.ingest.merge import ReportFacts, derive
 from kamiyo.ingest.models import MergeKey
-from kamiyo.ingest.protocols import protocol_match_key
 from kamiyo.ingest.store import StoreResult
 from kamiyo.ingest.summaries import SummaryDeltas
 from kamiyo.sources.base import Report
+from kamiyo.vocabulary.protocols import protocol_match_key
 
 FLUSH = 50_000
 DROP_FACTOR = 4  # drop indexes when one flush brings at least a quarter of the rows the table will then hold

@@ -16,8 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kamiyo.enrich.models import PriceQuote
-from kamiyo.enrich.onchain_models import BlockTime, OnchainCheck
+from kamiyo.exploits.evidence_models import BlockTime, OnchainCheck, PriceQuote
 from kamiyo.exploits.models import Exploit
 from kamiyo.ingest.token_amounts import coins_to_ask, token_amounts
 from kamiyo.kit.timeutil import iso

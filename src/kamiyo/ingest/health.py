@@ -10,7 +10,7 @@ from typing import Any, cast
 from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kamiyo.exploits.models import Report
+from kamiyo.exploits.models import ReportRow
 from kamiyo.ingest.models import SourceHttpCache, SourceRun, SourceState
 from kamiyo.kit.timeutil import iso, utcnow
 from kamiyo.sources import REGISTRY
@@ -139,7 +139,7 @@ async def load_run_context(session: AsyncSession, name: str) -> RunContext:
         row.url: {k: v for k, v in (("etag", row.etag), ("last_modified", row.last_modified)) if v}
         for row in cached.scalars()
     }
-    refs = await session.execute(select(Report.source_ref).where(Report.source == name))
+    refs = await session.execute(select(ReportRow.source_ref).where(ReportRow.source == name))
     return RunContext(
         state.last_run_at if state else None, validators, frozenset(refs.scalars()), await last_fetch_at(session, name)
     )

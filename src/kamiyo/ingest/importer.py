@@ -21,15 +21,15 @@ from typing import Any
 
 import orjson
 
-from kamiyo.ingest.normalise import (
+from kamiyo.kit.timeutil import parse_when
+from kamiyo.sources.base import Report
+from kamiyo.vocabulary.normalise import (
     normalise_address,
     normalise_category,
     normalise_chain,
     normalise_tx_hash,
     protocol_key,
 )
-from kamiyo.kit.timeutil import parse_when
-from kamiyo.sources.base import Report
 
 IMPORT_SOURCE = "import"
 # Chain and category columns repeat a few spellings over millions of rows: normalise each spelling once.

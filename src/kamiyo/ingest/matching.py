@@ -47,11 +47,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kamiyo.exploits.models import Exploit
-from kamiyo.exploits.models import Report as ReportRow
+from kamiyo.exploits.models import Exploit, ReportRow
 from kamiyo.ingest.models import MergeKey
-from kamiyo.ingest.protocols import amounts_compatible, protocol_match_key
 from kamiyo.sources.base import Report
+from kamiyo.vocabulary.protocols import amounts_compatible, protocol_match_key
 
 DAY = timedelta(days=1)
 WINDOW = timedelta(days=3)

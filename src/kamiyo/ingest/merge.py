@@ -14,7 +14,7 @@ states it, never from a blend of several (a median is a number no source said):
   of the block after a PoC's fork block), else the most trusted precise time (not midnight), else the earliest
   stated day (a disclosure or article is dated after the attack, never before).
 `disputed` is set when stated facts disagree beyond DISPUTE tolerances. Curated corrections
-(`kamiyo.ingest.curation`) and approved community corrections are applied last and listed in `corrections`.
+(`kamiyo.vocabulary.curation`) and approved community corrections are applied last and listed in `corrections`.
 Material facts, whose change emits `exploit.updated`: amount, chain, tx hash.
 """
 
@@ -24,13 +24,13 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
-from kamiyo.ingest import curation
-from kamiyo.ingest.curation import Correction, report_key
 from kamiyo.ingest.evidence import NONE, Evidence, fork_block
 from kamiyo.ingest.names import display_name
-from kamiyo.ingest.normalise import MAX_USD, protocol_key
 from kamiyo.ingest.token_amounts import PAR, priceable, token_amounts
-from kamiyo.taxonomy import CHAINS
+from kamiyo.vocabulary import curation
+from kamiyo.vocabulary.curation import Correction, report_key
+from kamiyo.vocabulary.normalise import MAX_USD, protocol_key
+from kamiyo.vocabulary.taxonomy import CHAINS
 
 MATERIAL_FACTS = ("amount_usd", "chain", "tx_hash")
 DERIVED_FIELDS = (

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import Protocol
 
-from kamiyo.ingest.curation import alias_groups, alias_keys, joined
+from kamiyo.vocabulary.curation import alias_groups, alias_keys, joined
 
 POC_SOURCE = "defihacklabs"
 # Higher names better. News, alerts and blogs get DEFAULT_NAME_TRUST: a headline names the project as

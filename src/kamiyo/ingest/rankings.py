@@ -34,8 +34,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kamiyo.exploits.models import Exploit, is_public
-from kamiyo.exploits.models import Report as ReportRow
+from kamiyo.exploits.models import Exploit, ReportRow, is_public
 from kamiyo.ingest.models import SourceRun, SourceState
 from kamiyo.kit.timeutil import utcnow
 from kamiyo.sources import REGISTRY

@@ -7,8 +7,7 @@ import logging
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kamiyo.exploits.models import Exploit
-from kamiyo.exploits.models import Report as ReportRow
+from kamiyo.exploits.models import Exploit, ReportRow
 from kamiyo.ingest.health import record_run
 from kamiyo.ingest.store import StoreResult, mark_records_current, store_reports
 from kamiyo.sources import defihacklabs

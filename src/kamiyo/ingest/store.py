@@ -23,9 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.exploits.cache import bump_data_version
-from kamiyo.exploits.models import CORRECTION_REF, Exploit, ExploitEvent, MergeConflict, Meta, is_correction
-from kamiyo.exploits.models import Report as ReportRow
-from kamiyo.ingest.curation import Correction
+from kamiyo.exploits.models import CORRECTION_REF, Exploit, ExploitEvent, MergeConflict, Meta, ReportRow, is_correction
 from kamiyo.ingest.evidence import NONE, load_evidence
 from kamiyo.ingest.health import forget_validators
 from kamiyo.ingest.matching import fuzzy_candidates, stored_sides, tx_hashes, write_merge_keys
@@ -34,6 +32,7 @@ from kamiyo.ingest.placement import Conflict, Placement, place
 from kamiyo.ingest.summaries import SummaryDeltas
 from kamiyo.kit.timeutil import utcnow
 from kamiyo.sources.base import Report
+from kamiyo.vocabulary.curation import Correction
 
 BATCH = 5000
 COMMUNITY = "community"

@@ -8,7 +8,7 @@ is None: it is not priced. A "$" before a token amount ("~$56.9BNB", "$~150 BNB"
 habit of marking an approximate value and is read as the token amount.
 
 Coins are DeFiLlama's `coingecko:<id>` for the natives, their wrapped forms (priced as the native they
-redeem 1:1 for) and common tokens of the chains in `kamiyo.taxonomy`. Dollar stablecoins count at par,
+redeem 1:1 for) and common tokens of the chains in `kamiyo.vocabulary.taxonomy`. Dollar stablecoins count at par,
 as `parse_usd` counts them, and are never asked for. Any other symbol is unknown: the text stays unpriced.
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from kamiyo.ingest.normalise import USD_STABLECOINS
+from kamiyo.vocabulary.normalise import USD_STABLECOINS
 
 PAR = "usd"  # the coin of a dollar stablecoin: 1 USD, not asked
 

@@ -12,10 +12,10 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kamiyo.ingest.normalise import normalise_tx_hash
 from kamiyo.kit.timeutil import utcnow
 from kamiyo.sources.base import Report
-from kamiyo.taxonomy import CATEGORIES, CHAINS
+from kamiyo.vocabulary.normalise import normalise_tx_hash
+from kamiyo.vocabulary.taxonomy import CATEGORIES, CHAINS
 
 EARLIEST = datetime(2009, 1, 3, tzinfo=UTC)  # the Bitcoin genesis block
 LIMITS = {"source_ref": 512, "protocol": 200, "url": 1000, "amount_text": 500, "attacker_address": 128}

@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.exploits.cache import DATA_VERSION
-from kamiyo.exploits.models import Exploit, Meta, Report, is_public, report_order
+from kamiyo.exploits.models import Exploit, Meta, ReportRow, is_public, report_order
 from kamiyo.intel import ids
 
 BATCH = 5000
@@ -70,14 +70,14 @@ async def _first_reports(session: AsyncSession, exploit_ids: list[int]) -> dict[
         return first
     low, high = exploit_ids[0], exploit_ids[-1]
     if high - low < 4 * len(exploit_ids):
-        chunks = [Report.exploit_id.between(low, high)]
+        chunks = [ReportRow.exploit_id.between(low, high)]
     else:
-        chunks = [Report.exploit_id.in_(exploit_ids[i : i + 1000]) for i in range(0, len(exploit_ids), 1000)]
+        chunks = [ReportRow.exploit_id.in_(exploit_ids[i : i + 1000]) for i in range(0, len(exploit_ids), 1000)]
     for condition in chunks:
         rows = await session.execute(
-            select(Report.exploit_id, Report.source, Report.source_ref)
+            select(ReportRow.exploit_id, ReportRow.source, ReportRow.source_ref)
             .where(condition)
-            .order_by(Report.exploit_id, *report_order())
+            .order_by(ReportRow.exploit_id, *report_order())
         )
         for exploit_id, source, ref in rows:
             first.setdefault(exploit_id, (source, ref))

@@ -25,7 +25,7 @@ from kamiyo.exploits.schemas import CATEGORY_DOC, CHAIN_DOC, SourceOut
 from kamiyo.exploits.stats import compute_stats
 from kamiyo.ingest.health import list_sources
 from kamiyo.kit.jsonresp import dumps
-from kamiyo.taxonomy import CATEGORIES, CHAINS
+from kamiyo.vocabulary.taxonomy import CATEGORIES, CHAINS
 
 INSTRUCTIONS = (
     "Kamiyo: crypto and DeFi exploit incidents collected from public sources, one record per incident with every "

@@ -15,7 +15,7 @@ import httpx
 import orjson
 
 from kamiyo.sources.base import Document, ParseError
-from kamiyo.sources.http import FetchContext, FetchError
+from kamiyo.sources.http import FetchError, SourceContext
 
 NOT_ALLOWED = frozenset({405, 501})  # a mirror (or a static fixture) that only answers GET
 
@@ -25,7 +25,7 @@ def bearer(key: str | None) -> dict[str, str]:
 
 
 async def request(
-    ctx: FetchContext,
+    ctx: SourceContext,
     url: str,
     *,
     method: str = "GET",
@@ -51,7 +51,7 @@ async def request(
 
 
 async def graphql(
-    ctx: FetchContext,
+    ctx: SourceContext,
     url: str,
     query: str,
     variables: dict[str, Any] | None = None,

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from kamiyo.ingest.normalise import chain_from_url, normalise_chain, normalise_tx_hash, parse_date_text, parse_usd
 from kamiyo.sources.base import Report
+from kamiyo.vocabulary.normalise import chain_from_url, normalise_chain, normalise_tx_hash, parse_date_text, parse_usd
 
 # Words that say an incident happened (matched on lower-cased text).
 INCIDENT = re.compile(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from kamiyo.sources._classify import headline, incident_report
 from kamiyo.sources.base import Document, Fetch, ParseError, Report, Source
 from kamiyo.sources.html import Node, parse_html
-from kamiyo.sources.http import FetchContext
+from kamiyo.sources.http import SourceContext
 
 MAX_PAGES = 3
 _POST_ID = re.compile(r"/(\d+)$")
@@ -88,7 +88,7 @@ def parse_page(name: str) -> Callable[[Document], list[Report]]:
 
 
 def fetcher(name: str) -> Fetch:
-    async def fetch(ctx: FetchContext) -> list[Report]:
+    async def fetch(ctx: SourceContext) -> list[Report]:
         """The newest page, then older pages (`?before=`) until one reaches a post older than the newest
         already-stored report, or MAX_PAGES; a first run reads MAX_PAGES pages."""
         base = ctx.url.split("?", 1)[0]

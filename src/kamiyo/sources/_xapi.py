@@ -19,7 +19,7 @@ from typing import Any
 from kamiyo.sources._api import bearer, request
 from kamiyo.sources._classify import headline, incident_report
 from kamiyo.sources.base import Document, Fetch, ParseError, Report, Source, each
-from kamiyo.sources.http import FetchContext
+from kamiyo.sources.http import SourceContext
 
 SEARCH = "https://api.x.com/2/tweets/search/recent"
 KEY = "X_BEARER_TOKEN"
@@ -65,7 +65,7 @@ def parse_tweets(name: str, handle: str, document: Document) -> list[Report]:
 
 
 def _fetcher(name: str, handle: str) -> Fetch:
-    async def fetch(ctx: FetchContext) -> list[Report]:
+    async def fetch(ctx: SourceContext) -> list[Report]:
         params = {
             "query": f"from:{handle} -is:retweet -is:reply",
             "max_results": "100",

@@ -19,7 +19,7 @@ import orjson
 from kamiyo.kit.links import web_url
 
 if TYPE_CHECKING:
-    from kamiyo.sources.http import FetchContext
+    from kamiyo.sources.http import SourceContext
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -126,7 +126,7 @@ class Document:
 
 
 Parse = Callable[[Document], Iterable[Report]]
-Fetch = Callable[["FetchContext"], Awaitable[list[Report]]]
+Fetch = Callable[["SourceContext"], Awaitable[list[Report]]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,17 +14,17 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from kamiyo.ingest.normalise import (
+from kamiyo.sources._api import request
+from kamiyo.sources._classify import extract, extract_protocol
+from kamiyo.sources.base import Document, ParseError, Report, Source, each
+from kamiyo.sources.http import SourceContext
+from kamiyo.vocabulary.normalise import (
     USD_STABLECOINS,
     normalise_address,
     normalise_chain,
     normalise_tx_hash,
     parse_date_text,
 )
-from kamiyo.sources._api import request
-from kamiyo.sources._classify import extract, extract_protocol
-from kamiyo.sources.base import Document, ParseError, Report, Source, each
-from kamiyo.sources.http import FetchContext
 
 NAME = "chainabuse"
 KEY = "CHAINABUSE_API_KEY"
@@ -85,7 +85,7 @@ def parse(document: Document) -> list[Report]:
     return list(each((i for i in items if isinstance(i, dict)), _build, NAME))
 
 
-async def fetch(ctx: FetchContext) -> list[Report]:
+async def fetch(ctx: SourceContext) -> list[Report]:
     token = base64.b64encode(f"{ctx.key}:{ctx.key}".encode()).decode() if ctx.key else None
     headers = {"Authorization": f"Basic {token}", "Accept": "application/json"} if token else {}
     document = await request(ctx, ctx.url, params=PARAMS, headers=headers)

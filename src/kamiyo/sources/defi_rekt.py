@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from kamiyo.ingest.normalise import normalise_category, normalise_chain, parse_date_text
 from kamiyo.sources._api import graphql
 from kamiyo.sources.base import ParseError, Report, Source, each
-from kamiyo.sources.http import FetchContext
+from kamiyo.sources.http import SourceContext
+from kamiyo.vocabulary.normalise import normalise_category, normalise_chain, parse_date_text
 
 NAME = "defi_rekt"
 KEY = "DEFI_API_KEY"
@@ -72,7 +72,7 @@ def parse_rekts(data: dict[str, Any]) -> list[Report]:
     return list(each((r for r in rekts if isinstance(r, dict)), build, NAME))
 
 
-async def fetch(ctx: FetchContext) -> list[Report]:
+async def fetch(ctx: SourceContext) -> list[Report]:
     headers = {"X-Api-Key": ctx.key} if ctx.key else {}
     data = await graphql(ctx, ctx.url, QUERY, headers=headers)
     return [] if data is None else parse_rekts(data)

@@ -19,7 +19,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urljoin
 
-from kamiyo.ingest.normalise import (
+from kamiyo.sources.base import Document, ParseError, Report, Source
+from kamiyo.sources.http import FetchError, SourceContext
+from kamiyo.vocabulary.normalise import (
     normalise_address,
     normalise_category,
     normalise_chain,
@@ -27,8 +29,6 @@ from kamiyo.ingest.normalise import (
     parse_date_text,
     parse_usd,
 )
-from kamiyo.sources.base import Document, ParseError, Report, Source
-from kamiyo.sources.http import FetchContext, FetchError
 
 log = logging.getLogger(__name__)
 NAME = "defihack_chronicle"
@@ -148,7 +148,7 @@ def parse_index(document: Document) -> list[str]:
     return [str(f["file"]) for f in files if isinstance(f, dict) and isinstance(f.get("file"), str)]
 
 
-async def fetch(ctx: FetchContext) -> list[Report]:
+async def fetch(ctx: SourceContext) -> list[Report]:
     """index.json (304: nothing changed), then every detail file, 8 at a time, conditionally."""
     index = await ctx.get(ctx.url)
     if index is None:

@@ -21,7 +21,10 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urljoin
 
-from kamiyo.ingest.normalise import (
+from kamiyo.kit.timeutil import utcnow
+from kamiyo.sources.base import ParseError, Report, Source
+from kamiyo.sources.http import FetchError, SourceContext
+from kamiyo.vocabulary.normalise import (
     chain_from_url,
     normalise_address,
     normalise_category,
@@ -30,9 +33,6 @@ from kamiyo.ingest.normalise import (
     parse_usd,
     protocol_key,
 )
-from kamiyo.kit.timeutil import utcnow
-from kamiyo.sources.base import ParseError, Report, Source
-from kamiyo.sources.http import FetchContext, FetchError
 
 NAME = "defihacklabs"
 TITLE = "DeFiHackLabs"
@@ -530,7 +530,7 @@ def live_readme_paths(year: int) -> list[str]:
     return ["README.md", *(f"past/{y}/README.md" for y in range(year - 1, FIRST_PAST_YEAR - 1, -1))]
 
 
-async def fetch(ctx: FetchContext) -> list[Report]:
+async def fetch(ctx: SourceContext) -> list[Report]:
     """Each README conditionally (a 304 means its incidents are stored already); a past year not
     published yet (404) is skipped. A README with a body but no incident is a format change: error."""
     texts: list[str] = []

@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from kamiyo.ingest.normalise import normalise_category, normalise_chain, parse_date_text
 from kamiyo.sources.base import Document, ParseError, Report, Source, each
+from kamiyo.vocabulary.normalise import normalise_category, normalise_chain, parse_date_text
 
 NAME = "defillama"
 # DeFiLlama's targetType, as a lower-case slug, to Kamiyo's target types; other values keep their slug

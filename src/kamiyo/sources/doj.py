@@ -15,10 +15,10 @@ import html
 from datetime import timedelta
 from typing import Any
 
-from kamiyo.ingest.normalise import parse_date_text
 from kamiyo.sources._classify import incident_report
 from kamiyo.sources.base import Document, ParseError, Report, Source, each
 from kamiyo.sources.html import parse_html
+from kamiyo.vocabulary.normalise import parse_date_text
 
 NAME = "doj"
 LOOK_BACK = timedelta(days=5 * 365)

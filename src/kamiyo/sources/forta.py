@@ -16,11 +16,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from kamiyo.ingest.normalise import normalise_address, normalise_chain, normalise_tx_hash, parse_date_text
 from kamiyo.sources._api import bearer, graphql
 from kamiyo.sources._classify import extract_category
 from kamiyo.sources.base import ParseError, Report, Source, each
-from kamiyo.sources.http import FetchContext
+from kamiyo.sources.http import SourceContext
+from kamiyo.vocabulary.normalise import normalise_address, normalise_chain, normalise_tx_hash, parse_date_text
 
 NAME = "forta"
 KEY = "FORTA_API_KEY"
@@ -107,7 +107,7 @@ def _hashes(data: dict[str, Any]) -> set[str]:
     return {str(a.get("hash")) for a in alerts if isinstance(a, dict)}
 
 
-async def fetch(ctx: FetchContext) -> list[Report]:
+async def fetch(ctx: SourceContext) -> list[Report]:
     found: dict[str, Report] = {}
     seen: set[str] = set()
     cursors: set[str] = set()

@@ -172,9 +172,6 @@ class SourceContext:
         return list(seen.values())
 
 
-FetchContext = SourceContext
-
-
 def shown_url(url: str) -> str:
     """A URL as errors show it (in logs and on `/sources`): without its query, where keys and tokens ride,
     and at most 200 characters."""

@@ -21,10 +21,10 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator
 from urllib.parse import urljoin, urlsplit
 
-from kamiyo.ingest.normalise import normalise_category, parse_date_text, parse_usd
 from kamiyo.sources.base import Document, ParseError, Report, Source, each
 from kamiyo.sources.html import Node, parse_html
-from kamiyo.sources.http import FetchContext, FetchError
+from kamiyo.sources.http import FetchError, SourceContext
+from kamiyo.vocabulary.normalise import normalise_category, parse_date_text, parse_usd
 
 NAME = "rekt"
 SITE = "https://rekt.news/"
@@ -121,7 +121,7 @@ def parse_html_index(document: Document) -> Iterator[Report]:
     return each(articles, build, NAME)
 
 
-async def fetch(ctx: FetchContext) -> list[Report]:
+async def fetch(ctx: SourceContext) -> list[Report]:
     """The RSS feed; on a failed or non-RSS answer, the HTML index of the same site."""
     try:
         document = await ctx.get(ctx.url)

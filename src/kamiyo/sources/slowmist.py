@@ -16,11 +16,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from kamiyo.ingest.normalise import normalise_category, parse_date_text, parse_usd
 from kamiyo.sources._classify import chains_named, extract_tx_hashes
 from kamiyo.sources.base import Document, ParseError, Report, Source, each
 from kamiyo.sources.html import Node, parse_html
-from kamiyo.sources.http import FetchContext
+from kamiyo.sources.http import SourceContext
+from kamiyo.vocabulary.normalise import normalise_category, parse_date_text, parse_usd
 
 NAME = "slowmist"
 _LABEL = re.compile(r"^\s*(hacked target|description of the event|amount of loss|attack method)\s*:\s*", re.I)
@@ -100,7 +100,7 @@ def page_url(base: str, number: int) -> str:
     return base if number == 1 else f"{base.split('?', 1)[0]}?c=&page={number}"
 
 
-async def fetch(ctx: FetchContext) -> list[Report]:
+async def fetch(ctx: SourceContext) -> list[Report]:
     return await ctx.paged(lambda n: page_url(ctx.url, n), parse)
 
 

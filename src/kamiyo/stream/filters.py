@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from kamiyo.exploits.filters import ExploitFilters, search_words
-from kamiyo.ingest.normalise import protocol_key
 from kamiyo.kit.timeutil import parse_when
+from kamiyo.vocabulary.normalise import protocol_key
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 

@@ -11,9 +11,9 @@ import re
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
-from kamiyo.ingest.normalise import normalise_address, normalise_chain, normalise_tx_hash
 from kamiyo.kit.timeutil import as_utc, parse_when, utcnow
-from kamiyo.taxonomy import CATEGORIES, CHAINS
+from kamiyo.vocabulary.normalise import normalise_address, normalise_chain, normalise_tx_hash
+from kamiyo.vocabulary.taxonomy import CATEGORIES, CHAINS
 
 # The largest thefts on record are around $1.5B; ten billion leaves room and still refuses typos of 1e15.
 MAX_AMOUNT_USD = 10_000_000_000.0

@@ -21,17 +21,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.accounts.models import User
 from kamiyo.errors import Conflict, InvalidInput, KamiyoError, NotFound
-from kamiyo.exploits.models import CORRECTION_REF, Exploit, Report, is_public
+from kamiyo.exploits.models import CORRECTION_REF, Exploit, ReportRow, is_public
 from kamiyo.ingest import validate
 from kamiyo.ingest.matching import fuzzy_candidates
-from kamiyo.ingest.normalise import protocol_key
 from kamiyo.ingest.runner import STORE_LOCK_KEY
 from kamiyo.ingest.store import store_reports
 from kamiyo.kit.timeutil import utcnow
-from kamiyo.sources.base import Report as SourceReport
+from kamiyo.sources.base import Report
 from kamiyo.submissions.models import Submission
 from kamiyo.submissions.schemas import SubmissionIn
 from kamiyo.tiers import get_tier
+from kamiyo.vocabulary.normalise import protocol_key
 
 SOURCE = "community"
 
@@ -74,8 +74,8 @@ async def _exploit_by_tx(session: AsyncSession, tx_hash: str) -> int | None:
     exploit_id = found.scalar_one_or_none()
     if exploit_id is None:
         via = await session.execute(
-            select(Report.exploit_id).join(Exploit, Exploit.id == Report.exploit_id)
-            .where(Report.tx_hash == tx_hash, is_public())
+            select(ReportRow.exploit_id).join(Exploit, Exploit.id == ReportRow.exploit_id)
+            .where(ReportRow.tx_hash == tx_hash, is_public())
             .limit(1)
         )  # fmt: skip
         exploit_id = via.scalar_one_or_none()
@@ -87,9 +87,9 @@ async def _public_exploit(session: AsyncSession, exploit_id: int) -> bool:
     return found.scalar_one_or_none() is not None
 
 
-def to_report(sub: Submission, *, reviewer_id: int | None = None) -> SourceReport:
+def to_report(sub: Submission, *, reviewer_id: int | None = None) -> Report:
     urls = [str(u) for u in sub.evidence_urls or []]
-    return SourceReport(
+    return Report(
         source=SOURCE,
         source_ref=f"{CORRECTION_REF if sub.kind == 'correction' else 'submission:'}{sub.id}",
         protocol=sub.protocol,
@@ -128,7 +128,7 @@ async def find_target(session: AsyncSession, data: SubmissionIn) -> int | None:
         return data.exploit_id
     if by_tx is not None:
         return by_tx
-    probe = SourceReport(
+    probe = Report(
         source=SOURCE, source_ref="probe", protocol=data.protocol, timestamp=data.timestamp,
         chain=data.chain, amount_usd=data.amount_usd,
     )  # fmt: skip
@@ -231,7 +231,7 @@ async def _claim(
     return sub
 
 
-async def _pin_to(session: AsyncSession, report: SourceReport, exploit_id: int, now: datetime) -> None:
+async def _pin_to(session: AsyncSession, report: Report, exploit_id: int, now: datetime) -> None:
     """Write the report's row on `exploit_id` with empty raw, so `store_reports` updates it in place."""
     values: dict[str, Any] = {
         "exploit_id": exploit_id,
@@ -252,7 +252,7 @@ async def _pin_to(session: AsyncSession, report: SourceReport, exploit_id: int, 
         "attacker_address": report.attacker_address,
         "raw": {},
     }
-    await session.execute(insert(cast(Table, Report.__table__)), [values])
+    await session.execute(insert(cast(Table, ReportRow.__table__)), [values])
 
 
 async def _serialise_stores(session: AsyncSession) -> None:
@@ -283,7 +283,7 @@ async def approve(
         await _pin_to(session, report, target, now)
     await store_reports(session, [report], notify_since=notify_since, now=now)
     landed = await session.execute(
-        select(Report.exploit_id).where(Report.source == SOURCE, Report.source_ref == report.source_ref)
+        select(ReportRow.exploit_id).where(ReportRow.source == SOURCE, ReportRow.source_ref == report.source_ref)
     )
     sub.exploit_id = landed.scalar_one()
     await session.flush()

@@ -17,7 +17,7 @@ from sqlalchemy import String, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.exploits.filters import AnySelect, apply_sort
-from kamiyo.exploits.models import DailyCategoryStat, DailyChainStat, Exploit, Report, counted_loss, report_order
+from kamiyo.exploits.models import DailyCategoryStat, DailyChainStat, Exploit, ReportRow, counted_loss, report_order
 from kamiyo.exploits.service import exploits_by_ids
 from kamiyo.kit.timeutil import utcnow
 
@@ -255,8 +255,8 @@ def _raw_parts(raw: dict[str, Any]) -> list[dict[str, Any]]:
 async def labelled_facts(session: AsyncSession, exploit_id: int) -> tuple[list[Labelled], list[Labelled]]:
     """(addresses, transactions) named by any report of the exploit, each with its role and sources."""
     rows = await session.execute(
-        select(Report.source, Report.attacker_address, Report.tx_hash, Report.raw)
-        .where(Report.exploit_id == exploit_id)
+        select(ReportRow.source, ReportRow.attacker_address, ReportRow.tx_hash, ReportRow.raw)
+        .where(ReportRow.exploit_id == exploit_id)
         .order_by(*report_order())
     )
     addresses: dict[str, Labelled] = {}

@@ -16,7 +16,7 @@ from kamiyo import __version__
 from kamiyo.accounts.csrf import csrf_token
 from kamiyo.kit.timeutil import as_utc, utcnow
 from kamiyo.sources import REGISTRY
-from kamiyo.taxonomy import CATEGORIES, CHAINS
+from kamiyo.vocabulary.taxonomy import CATEGORIES, CHAINS
 
 HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static"

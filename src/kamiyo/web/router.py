@@ -21,8 +21,8 @@ from kamiyo.ingest import rankings
 from kamiyo.ingest.health import list_sources
 from kamiyo.kit.timeutil import utcnow
 from kamiyo.sources import REGISTRY
-from kamiyo.taxonomy import CHAINS
 from kamiyo.tiers import get_tier
+from kamiyo.vocabulary.taxonomy import CHAINS
 from kamiyo.web import charts, queries
 from kamiyo.web.forms import PAGE_SIZES, parse_explorer
 from kamiyo.web.render import category_name, chain_name, moment, render_html

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from kamiyo.taxonomy import CATEGORIES, CHAINS
+from kamiyo.vocabulary.taxonomy import CATEGORIES, CHAINS
 
 
 def money(amount: float | None) -> str:

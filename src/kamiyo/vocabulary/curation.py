@@ -17,7 +17,7 @@ from importlib import resources
 from typing import Any
 
 from kamiyo.kit.timeutil import parse_when
-from kamiyo.taxonomy import CATEGORIES, CHAINS
+from kamiyo.vocabulary.taxonomy import CATEGORIES, CHAINS
 
 LOSS_KINDS = ("realised", "nominal")
 CORRECTABLE = ("amount_usd", "loss_kind", "returned_usd", "chain", "timestamp", "category")

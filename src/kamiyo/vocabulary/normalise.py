@@ -2,7 +2,7 @@
 
 Sources describe the same facts in different words: "$1.5M" or "1,500,000 USDC", "bsc" or
 "bscscan.com" or 56, "Flashloan & Reentrancy". These pure functions (no I/O) turn such text into
-Kamiyo's vocabulary (`kamiyo.taxonomy`) so that reports from different sources can be merged.
+Kamiyo's vocabulary (`kamiyo.vocabulary.taxonomy`) so that reports from different sources can be merged.
 Each returns None (or "other") rather than guessing when the input is not understood.
 """
 
@@ -14,8 +14,8 @@ import re
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from kamiyo.ingest.protocols import amounts_compatible, protocol_match_key
-from kamiyo.taxonomy import CATEGORIES, CHAINS
+from kamiyo.vocabulary.protocols import amounts_compatible, protocol_match_key
+from kamiyo.vocabulary.taxonomy import CATEGORIES, CHAINS
 
 __all__ = [
     "amounts_compatible",

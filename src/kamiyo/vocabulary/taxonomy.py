@@ -2,7 +2,7 @@
 
 Every source maps its own words onto these slugs; the API documents them; the dashboard
 displays their names. Aliases are matched after lower-casing and stripping spaces, dashes
-and underscores (see `kamiyo.ingest.normalise`).
+and underscores (see `kamiyo.vocabulary.normalise`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Protocol names and amounts, for telling whether two reports describe one incident.
 
-Re-exported by `kamiyo.ingest.normalise`; pure functions, no I/O.
+Re-exported by `kamiyo.vocabulary.normalise`; pure functions, no I/O.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import re
 import unicodedata
 from functools import lru_cache
 
-from kamiyo.ingest.curation import alias_keys
+from kamiyo.vocabulary.curation import alias_keys
 
 # Words that sources add or drop around a name ("Cream Finance", "CREAM Lending", "Euler V1"),
 # stripped from the end of the joined name while at least 2 (GENERIC) or 4 (WEAK) characters remain.
