@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Depends
 
-from kamiyo.accounts import service
 from kamiyo.accounts.deps import limit_webhook_mutations, require_feature
+from kamiyo.accounts.models import User
 from kamiyo.db import Database
 from kamiyo.delivery import plan_limits
 from tests.accounts.helpers import bearer, running, settings_for, user_with_key
@@ -54,7 +54,7 @@ async def test_a_higher_tier_applies_at_once_and_keeps_todays_count(db_url: str,
     async with running(settings_for(db_url)) as (_, c):
         assert (await c.get("/api/v1/me", headers=bearer(key))).headers["x-ratelimit-limit"] == "100"
         async with database.session() as session:
-            user = await service.get_user(session, user_id)
+            user = await session.get(User, user_id)
             assert user is not None
             await plan_limits.set_tier(session, user, "team")
         r = await c.get("/api/v1/me", headers=bearer(key))

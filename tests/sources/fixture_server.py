@@ -7,7 +7,8 @@ conditional requests with 304, as the real sites do.
 
 Per source, `server.modes[name]` makes it misbehave: "empty" (200, no body), "500", "slow" (answers
 after `slow_seconds`), "malformed" (the first bytes of the real body, then garbage), "304" (always
-Not Modified), "missing" (404). Every request is logged in `server.requests` as (method, path, headers).
+Not Modified), "missing" (404), "xml_bomb" (200, a billion-laughs RSS document). Every request is
+logged in `server.requests` as (method, path, headers).
 """
 
 from __future__ import annotations
@@ -29,6 +30,14 @@ from tests.support.services import http_server
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sources"
 MODES = ("empty", "500", "slow", "malformed", "304")
 LAST_MODIFIED = formatdate(1_764_000_000, usegmt=True)
+_LAUGHS = [b'<!ENTITY lol0 "lol">'] + [
+    b'<!ENTITY lol%d "%s">' % (level, b"&lol%d;" % (level - 1) * 10) for level in range(1, 10)
+]
+XML_BOMB = (  # 10^9 "lol"s once expanded, inside an item that would otherwise be read as an incident
+    b'<?xml version="1.0"?>\n<!DOCTYPE rss [\n' + b"\n".join(_LAUGHS) + b"\n]>\n"
+    b'<rss version="2.0"><channel><title>t</title><item><title>&lol9; Protocol exploited for $2.1M</title>'
+    b"<link>https://example.org/lol</link><pubDate>Sun, 13 Aug 2023 14:05:00 +0000</pubDate></item></channel></rss>"
+)
 
 
 @dataclass
@@ -86,6 +95,8 @@ def _handler(server: FixtureServer) -> type[BaseHTTPRequestHandler]:
                 return self._send(500 if mode == "500" else 404, b'{"error": "fixture failure mode"}')
             if mode == "304":
                 return self._send(304, b"")
+            if mode == "xml_bomb":
+                return self._send(200, XML_BOMB)
             path = _resolve(name, rest, unquote(parts.query))
             if path is None:
                 return self._send(404, b"not found")

@@ -5,18 +5,22 @@ Each source runs through its real fetch code against the fixture server (tests/s
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
 import httpx
 import pytest
 
-from kamiyo.ingest.runner import fetch_reports
+from kamiyo.db import Database
+from kamiyo.ingest.runner import IngestOptions, fetch_reports
+from kamiyo.ingest.scheduler import run_round
 from kamiyo.sources import REGISTRY
-from kamiyo.sources.base import Report
+from kamiyo.sources.base import ParseError, Report
 from kamiyo.sources.http import Fetcher, FetchPolicy, SourceContext, new_client
 from tests.sources.fixture_server import FixtureServer, fixture_server
 
+FEEDS = sorted(name for name, source in REGISTRY.items() if source.kind == "rss")
 KILOEX_TX = "0x6b378c84aa57097fb5845f285476e33d6832b8090d36d02fe0e1aed909228edd"
 BYBIT_ATTACKER = "0x47666Fab8bd0Ac7003bce3f5C3585383F09486E2"
 
@@ -149,3 +153,31 @@ async def test_doj_releases_date_the_incident_not_the_charge(server: FixtureServ
     assert (mango.chain, mango.amount_usd) == ("solana", 110e6)
     assert mango.source_ref == "6c5d8d0f-6a59-4c55-9b0a-0c1d7c2b8e11"
     assert found["Harmony Horizon Bridge"].category == "bridge"
+
+
+@pytest.mark.parametrize("name", FEEDS)
+async def test_an_xml_bomb_in_a_feed_is_refused_fast_not_expanded(
+    name: str, server: FixtureServer, http: httpx.AsyncClient
+) -> None:
+    """Without defusedxml, feedparser's loose pass would read the item with `&lol9;` left in its title."""
+    server.modes[name] = "xml_bomb"
+    started = time.perf_counter()
+    try:
+        with pytest.raises(ParseError):
+            await reports_of(name, server, http)
+    finally:
+        server.modes.pop(name)
+    assert time.perf_counter() - started < 1.0
+
+
+async def test_an_xml_bomb_fails_only_that_sources_round(server: FixtureServer, empty_db_url: str) -> None:
+    server.modes["cointelegraph"] = "xml_bomb"
+    options = IngestOptions(source_urls=server.source_urls("cointelegraph", "theblock"), deadline=5.0)
+    db = Database(empty_db_url)
+    try:
+        bombed, healthy = await run_round(db, options, [REGISTRY["cointelegraph"], REGISTRY["theblock"]])
+    finally:
+        server.modes.pop("cointelegraph")
+        await db.dispose()
+    assert bombed.status == "failed" and "EntitiesForbidden" in (bombed.error or "")
+    assert healthy.status == "ok" and healthy.items == 3

@@ -210,3 +210,24 @@ def test_each_feed_fixture_holds_its_awkward_case() -> None:
     assert trm["UPCX"].reported_at == datetime(2025, 4, 2, 16, tzinfo=UTC)  # GMT
     medium = {r.protocol: r for r in classified("immunefi")(fixture("immunefi", "feed"))}
     assert "donateToReserves" in (medium["Euler Finance"].description or "")  # empty description: content:encoded
+
+
+def test_rss_1_0_rdf_feeds_are_read() -> None:
+    rdf = b"""<?xml version="1.0" encoding="utf-8"?>
+<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns="http://purl.org/rss/1.0/"
+         xmlns:dc="http://purl.org/dc/elements/1.1/">
+<channel rdf:about="https://example.org/"><title>t</title><link>https://example.org/</link></channel>
+<item rdf:about="https://example.org/news/zunami">
+  <title>Zunami Protocol exploited for $2.1M</title><link>https://example.org/news/zunami</link>
+  <description>The stablecoin protocol lost funds.</description><dc:date>2023-08-13T14:05:00Z</dc:date>
+</item></rdf:RDF>"""
+    report = only(Document("https://example.org/rdf", 200, rdf))
+    assert (report.protocol, report.url) == ("Zunami Protocol", "https://example.org/news/zunami")
+    assert report.reported_at == datetime(2023, 8, 13, 14, 5, tzinfo=UTC)
+
+
+def test_a_broken_feed_keeps_the_items_read_before_the_break() -> None:
+    """An unclosed element midway (feedparser's `bozo`): the items before it still count."""
+    second = item(b"Sturdy Finance exploited for $800K", link=b"https://e.org/2")
+    broken = feed(item(), second.replace(b"</title>", b"</titel>"))
+    assert [r.protocol for r in reports(broken)] == ["Zunami Protocol"]

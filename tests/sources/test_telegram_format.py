@@ -15,7 +15,7 @@ import pytest
 
 from kamiyo.ingest.runner import fetch_reports
 from kamiyo.sources import REGISTRY, _telegram
-from kamiyo.sources._telegram import parse_page, parse_posts
+from kamiyo.sources._telegram import parse_posts, post_report
 from kamiyo.sources.base import Document, ParseError, Report
 from kamiyo.sources.http import Fetcher, FetchPolicy, SourceContext, new_client
 from tests.sources.fixture_server import FIXTURES
@@ -48,8 +48,13 @@ def page(*messages: str) -> bytes:
             + "</section></main></body></html>").encode()  # fmt: skip
 
 
+def page_reports(name: str, document: Document) -> list[Report]:
+    """What the source's fetch keeps of one page."""
+    return [r for r in (post_report(name, p) for p in parse_posts(document)) if r is not None]
+
+
 def reports(body: bytes) -> list[Report]:
-    return parse_page("telegram_zachxbt")(Document("https://t.me/s/investigations", 200, body))
+    return page_reports("telegram_zachxbt", Document("https://t.me/s/investigations", 200, body))
 
 
 def test_entities_emoji_markup_and_line_breaks() -> None:
@@ -151,5 +156,5 @@ def test_fixture_pages_hold_their_awkward_cases() -> None:
     assert "Update: the Bybit exploiter" in posts[205].text and "hacked for $1.46B+" not in posts[205].text  # reply
     assert posts[203].text.splitlines()[0] == "Bybit was hacked for $1.46B+ from an Ethereum cold wallet."  # <br/>
     defimon = (FIXTURES / "telegram_defimon" / "index.html").read_bytes()
-    found = {r.protocol: r for r in parse_page("telegram_defimon")(Document("u", 200, defimon))}
+    found = {r.protocol: r for r in page_reports("telegram_defimon", Document("u", 200, defimon))}
     assert found["Cetus"].tx_hash is None and found["Cetus"].chain == "sui"  # a 64-hex Sui address is no tx

@@ -15,7 +15,7 @@ from kamiyo.delivery.plan_limits import apply_plan
 from tests.accounts.helpers import bearer
 from tests.billing.helpers import PRICES, deliver
 from tests.billing.stripe_fake import FakeStripe, event, fake_stripe, subscription
-from tests.billing.test_webhooks import buyer
+from tests.billing.test_stripe_events import buyer
 from tests.delivery.support import add_channel, add_webhook, api, auth, delivery_settings, make_user
 
 HOOK = "http://127.0.0.1:9/hook"

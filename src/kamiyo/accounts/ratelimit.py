@@ -223,10 +223,6 @@ class Limiter:
         """Count one request against `item` for `identity` (e.g. an IP or a user id)."""
         return await self._count(name, identity, item.amount, item.get_expiry(), cost)
 
-    async def peek(self, name: str, identity: str, item: limits.RateLimitItem) -> Window:
-        """The current window without counting."""
-        return await self._count(name, identity, item.amount, item.get_expiry(), 0)
-
     async def refund(self, name: str, identity: str, item: limits.RateLimitItem, window: Window) -> None:
         """Give back one request counted by `hit` into `window` (e.g. a change that was refused)."""
         seconds = item.get_expiry()

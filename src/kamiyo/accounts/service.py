@@ -91,10 +91,6 @@ async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
     return result.scalar_one_or_none()
 
 
-async def get_user(session: AsyncSession, user_id: int) -> User | None:
-    return await session.get(User, user_id)
-
-
 async def list_users(session: AsyncSession, *, tier: str | None = None, limit: int = 1000) -> list[tuple[User, int]]:
     """Users newest first, each with the number of their active API keys."""
     active_keys = (

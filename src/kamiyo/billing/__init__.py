@@ -1,1 +1,1 @@
-"""Stripe billing: checkout, customer portal, incoming webhooks and subscription → tier sync."""
+"""Stripe billing: checkout, customer portal, incoming Stripe events (`stripe_events`), subscription → tier sync."""

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Request
 
 from kamiyo.accounts.deps import CurrentUser
 from kamiyo.api_deps import SessionDep, SettingsDep
-from kamiyo.billing import service, webhooks
+from kamiyo.billing import service, stripe_events
 from kamiyo.billing.schemas import CheckoutIn, SubscriptionOut, UrlOut, WebhookAck
 from kamiyo.errors import KamiyoError
 
@@ -52,5 +52,5 @@ async def stripe_webhook(
     payload = await request.body()
     if len(payload) > MAX_WEBHOOK_BYTES:
         raise KamiyoError("Stripe event too large", status=413, code="payload_too_large")
-    event = webhooks.verify(settings, payload, stripe_signature)
-    return await webhooks.handle_event(session, settings, event)
+    event = stripe_events.verify(settings, payload, stripe_signature)
+    return await stripe_events.handle_event(session, settings, event)

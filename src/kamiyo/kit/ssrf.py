@@ -1,9 +1,9 @@
 """SSRF guard for outgoing requests to user-given URLs.
 
-Checked twice: when a URL is stored (`check_url`) and when a connection is made (`GuardedResolver`,
-used by the delivery client): the host is resolved once, every address must be public, and the
-connection goes to exactly the checked address (aiohttp connects to what the resolver returns), so a
-DNS answer that changes later (rebinding) cannot reach an internal address. Loopback is allowed only
+Checked twice: when a URL is stored (`check_url`) and when a connection is made (`resolve_checked`,
+called by the delivery HTTP client, `kamiyo.delivery.http`): the host is resolved once, every address
+must be public, and the client connects to exactly the checked addresses, so a DNS answer that
+changes later (rebinding) cannot reach an internal address. Loopback is allowed only
 with `KAMIYO_ALLOW_HTTP_WEBHOOKS=1`, for local tests; private, link-local (cloud metadata), CGNAT,
 multicast, reserved and IPv4-mapped/embedded forms of them never are.
 """
@@ -11,7 +11,6 @@ multicast, reserved and IPv4-mapped/embedded forms of them never are.
 from __future__ import annotations
 
 import asyncio
-import errno
 import functools
 import ipaddress
 import re
@@ -19,8 +18,6 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
-
-from aiohttp.abc import AbstractResolver, ResolveResult
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 HostResolver = Callable[[str, int], Awaitable[list[str]]]
@@ -185,30 +182,3 @@ async def check_url(url: str, policy: Policy) -> str:
     port = parts.port or (443 if parts.scheme == "https" else 80)
     await resolve_checked(parts.hostname or "", port, policy)
     return url
-
-
-class GuardedResolver(AbstractResolver):
-    """aiohttp resolver that only ever returns checked addresses; the connector connects to those."""
-
-    def __init__(self, policy: Policy) -> None:
-        self.policy = policy
-
-    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[ResolveResult]:
-        try:
-            addresses = await resolve_checked(host, port, self.policy)
-        except UnsafeURL as exc:  # aiohttp reports an OSError's strerror in its connection error
-            raise OSError(errno.EPERM, f"refused: {exc}") from exc
-        return [
-            ResolveResult(
-                hostname=host,
-                host=str(ip),
-                port=port,
-                family=socket.AF_INET6 if ip.version == 6 else socket.AF_INET,
-                proto=0,
-                flags=socket.AI_NUMERICHOST,
-            )
-            for ip in addresses
-        ]
-
-    async def close(self) -> None:
-        return None

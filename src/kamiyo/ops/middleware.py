@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kamiyo.logging_setup import direct_json_handler, request_id_var, write_json_line
 from kamiyo.ops import metrics
-from kamiyo.ops.routes import RouteTemplates
+from kamiyo.ops.route_labels import RouteTemplates
 
 access_log = logging.getLogger("kamiyo.access")
 log = logging.getLogger(__name__)

@@ -1,38 +1,37 @@
-"""RSS 2.0 (and Atom) news feeds filtered by the hack classifier: one declaration per feed.
+"""RSS and Atom news feeds filtered by the hack classifier: one declaration per feed.
 
-RSS 2.0 items: `<title>`, `<link>`, `<guid>`, `<pubDate>` (RFC 2822), `<description>` (HTML
-excerpt), optional `<content:encoded>` (full HTML) and `<category>`s. Atom entries: `<title>`,
-`<link href>`, `<id>`, `<published>`/`<updated>` (ISO-8601), `<summary>`/`<content>`. Only items
-the classifier (`kamiyo.sources._classify`) takes for one incident become reports; the item's
-publication time is both `reported_at` and the incident time.
+Feeds are read by feedparser (RSS 0.9x/1.0 (RDF)/2.0 and Atom; encodings from the BOM, the XML
+declaration and the Content-Type charset; HTML entities XML does not define; CDATA; Atom xhtml
+content). A broken feed (feedparser's `bozo`) keeps whatever entries feedparser recovers; a document
+in which no feed can be read is a ParseError. feedparser's strict pass runs on defusedxml's expat
+reader, so a feed that declares entities (the billion-laughs bomb, external entities) is refused.
 
-What real feeds do and the specs allow: entity-escaped HTML inside CDATA titles and excerpts
-(WordPress writes `&#8217;` there), HTML named entities such as `&nbsp;` outside CDATA (not
-defined in XML), whitespace before the XML declaration, a charset given only in Content-Type,
-and Atom `type="xhtml"` content held as child elements. All of these are read, not refused.
+An item gives its title, link, guid/id, publication time (`pubDate`, `dc:date`, Atom `published`
+then `updated`), its full content or else its description/summary as plain text with the links in
+it, and its categories. Only items the classifier (`kamiyo.sources._classify`) takes for one
+incident become reports; the item's publication time is both `reported_at` and the incident time.
 """
 
 from __future__ import annotations
 
-import contextlib
 import html
-import re
-import xml.etree.ElementTree as ET
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
-from html.entities import name2codepoint
+from typing import Any
+
+import feedparser
+import feedparser.api
+from defusedxml import DefusedXmlException
 
 from kamiyo.sources._classify import incident_report
 from kamiyo.sources.base import Document, Parse, ParseError, Report, Source, each
 from kamiyo.sources.html import parse_html
 
-CONTENT = "{http://purl.org/rss/1.0/modules/content/}encoded"
-ATOM = "{http://www.w3.org/2005/Atom}"
 MAX_TEXT = 6000
-XML_ENTITIES = frozenset({"amp", "lt", "gt", "quot", "apos"})
-_NAMED_ENTITY = re.compile(rb"&([A-Za-z][A-Za-z0-9]{1,31});")
-_DECLARED_ENCODING = re.compile(rb"^<\?xml[^>]*encoding=", re.I)
-_CHARSET = re.compile(r"charset=[\"']?([\w.:-]+)", re.I)
+# feedparser's strict pass asks xml.sax for these parser modules first: defusedxml's expat reader
+# raises on entity declarations and external references instead of expanding them.
+feedparser.api.PREFERRED_XML_PARSERS = ["defusedxml.expatreader"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,23 +45,6 @@ class FeedItem:
     categories: tuple[str, ...]
 
 
-def _text(element: ET.Element, tag: str) -> str:
-    found = element.find(tag)
-    return (found.text or "").strip() if found is not None else ""
-
-
-def _atom_text(entry: ET.Element, tag: str) -> str:
-    """An Atom text construct: `type="xhtml"` keeps its text in child elements, the others in the element."""
-    found = entry.find(tag)
-    if found is None:
-        return ""
-    if found.get("type") == "xhtml":  # the markup itself, out of the XHTML namespace, so links survive
-        for element in found.iter():
-            element.tag = element.tag.rpartition("}")[2]
-        return "".join(ET.tostring(child, encoding="unicode") for child in found).strip()
-    return (found.text or "").strip()
-
-
 def _plain(markup: str) -> tuple[str, tuple[str, ...]]:
     """Text and links of an HTML fragment; entities are decoded whether or not there are tags."""
     if "<" not in markup:
@@ -72,83 +54,37 @@ def _plain(markup: str) -> tuple[str, tuple[str, ...]]:
     return root.text()[:MAX_TEXT], hrefs
 
 
-def _rss_item(item: ET.Element) -> FeedItem:
-    body = _text(item, CONTENT) or _text(item, "description")
-    text, links = _plain(body)
-    if not text and _text(item, "description"):
-        text, links = _plain(_text(item, "description"))
-    link = _text(item, "link")
+def _item(entry: Any) -> FeedItem:
+    contents = [c.get("value", "") for c in entry.get("content", [])]
+    text, links = _plain(next((c for c in contents if c.strip()), "") or entry.get("summary", ""))
+    link = entry.get("link", "").strip()
     return FeedItem(
-        title=_plain(_text(item, "title"))[0],
+        title=_plain(entry.get("title", ""))[0],
         link=link,
-        guid=_text(item, "guid") or link,
-        published=_text(item, "pubDate") or _text(item, "{http://purl.org/dc/elements/1.1/}date"),
+        guid=entry.get("id", "").strip() or link,
+        published=(entry.get("published") or entry.get("updated") or "").strip(),
         text=text,
         links=links,
-        categories=tuple((c.text or "").strip() for c in item.findall("category") if c.text),
+        categories=tuple(t for tag in entry.get("tags", []) if (t := (tag.get("term") or "").strip())),
     )
 
 
-def _atom_entry(entry: ET.Element) -> FeedItem:
-    link_node = next((n for n in entry.findall(f"{ATOM}link") if n.get("rel", "alternate") == "alternate"), None)
-    link = (link_node.get("href") or "") if link_node is not None else ""
-    text, links = _plain(_atom_text(entry, f"{ATOM}content") or _atom_text(entry, f"{ATOM}summary"))
-    return FeedItem(
-        title=_plain(_atom_text(entry, f"{ATOM}title"))[0],
-        link=link,
-        guid=_text(entry, f"{ATOM}id") or link,
-        published=_text(entry, f"{ATOM}published") or _text(entry, f"{ATOM}updated"),
-        text=text,
-        links=links,
-        categories=tuple(c.get("term") or "" for c in entry.findall(f"{ATOM}category")),
-    )
-
-
-def _xml_bytes(document: Document) -> bytes:
-    """The body as expat should see it: no leading whitespace, and in the Content-Type charset when
-    the XML declaration names none (RFC 7303: the HTTP charset wins; expat would assume UTF-8)."""
-    body = document.content
-    bom = body.startswith(b"\xef\xbb\xbf")
-    body = body[3:].lstrip() if bom else body.lstrip()
-    charset = _CHARSET.search(document.headers.get("content-type", ""))
-    name = charset.group(1).lower() if charset else "utf-8"
-    if name not in ("utf-8", "utf8") and not _DECLARED_ENCODING.match(body):
-        with contextlib.suppress(LookupError):  # an unknown charset name: the bytes go to expat as they are
-            body = body.decode(name, errors="replace").encode("utf-8")
-    return body
-
-
-def _numeric_entities(body: bytes) -> bytes:
-    """HTML named entities (`&nbsp;`, `&rsquo;`) as numeric references, which XML knows without a DTD."""
-
-    def numeric(match: re.Match[bytes]) -> bytes:
-        name = match.group(1).decode()
-        code = name2codepoint.get(name)
-        return match.group(0) if name in XML_ENTITIES or code is None else f"&#{code};".encode()
-
-    return _NAMED_ENTITY.sub(numeric, body)
-
-
-def _parse_xml(body: bytes) -> ET.Element:
-    try:
-        return ET.fromstring(body)  # noqa: S314 - expat refuses entity expansion bombs
-    except ET.ParseError as exc:
-        if "undefined entity" not in str(exc):
-            raise ParseError(f"not XML: {exc}") from exc
-    try:
-        return ET.fromstring(_numeric_entities(body))  # noqa: S314
-    except ET.ParseError as exc:
-        raise ParseError(f"not XML: {exc}") from exc
+def read_feed(document: Document) -> list[Any]:
+    """feedparser's entries of the document; ParseError when no feed can be read in it."""
+    headers = {k.lower(): v for k, v in document.headers.items()}
+    try:  # a file object, never a string: feedparser would fetch a string that looks like a URL or a path
+        parsed = feedparser.parse(io.BytesIO(document.content), response_headers=headers)
+    except DefusedXmlException as exc:
+        raise ParseError(f"XML refused: {type(exc).__name__}") from exc
+    if not parsed.get("version") and not parsed.entries:
+        reason = parsed.get("bozo_exception") or "no RSS or Atom feed"
+        raise ParseError(f"not a feed: {reason}")
+    return list(parsed.entries)
 
 
 def feed_items(document: Document) -> list[FeedItem]:
-    """Every item of an RSS 2.0 or Atom document; ParseError for anything else."""
-    root = _parse_xml(_xml_bytes(document))
-    if root.tag == "rss" and (channel := root.find("channel")) is not None:
-        return [_rss_item(item) for item in channel.findall("item")]
-    if root.tag == f"{ATOM}feed":
-        return [_atom_entry(entry) for entry in root.findall(f"{ATOM}entry")]
-    raise ParseError("not an RSS 2.0 or Atom feed")
+    """Every item of an RSS or Atom document; ParseError for anything else."""
+    return [_item(entry) for entry in read_feed(document)]
 
 
 def classified(name: str) -> Parse:

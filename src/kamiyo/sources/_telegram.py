@@ -10,7 +10,6 @@ Older posts are at `?before=<smallest id on the page>`. A post's reference is it
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from kamiyo.sources._classify import headline, incident_report
@@ -78,13 +77,6 @@ def post_report(name: str, post: Post) -> Report | None:
         name, post.ref, headline(post.text)[:300], post.text, post.published, url=post.url, links=post.links,
         raw={"post": post.ref, "datetime": post.published, "text": post.text[:4000], "links": list(post.links)},
     )  # fmt: skip
-
-
-def parse_page(name: str) -> Callable[[Document], list[Report]]:
-    def parse(document: Document) -> list[Report]:
-        return [r for r in (post_report(name, p) for p in parse_posts(document)) if r is not None]
-
-    return parse
 
 
 def fetcher(name: str) -> Fetch:

@@ -77,10 +77,6 @@ class ReadmeEntry:
     rescued: str | None = None
 
     @property
-    def poc_path(self) -> str | None:
-        return self.poc_paths[0] if self.poc_paths else None
-
-    @property
     def anchor_url(self) -> str:
         """GitHub's anchor for the heading: lower-case, punctuation dropped, spaces to dashes."""
         slug = re.sub(r"[^\w\- ]", "", self.heading.lower()).replace(" ", "-")

@@ -67,10 +67,6 @@ class Node:
                 stack.extend(reversed(item.children))
         return _SPACES.sub(" ", "".join(parts)).strip()
 
-    def own_text(self) -> str:
-        """Text directly inside this element, not in child elements."""
-        return _SPACES.sub(" ", "".join(c for c in self.children if isinstance(c, str))).strip()
-
 
 class _TreeBuilder(HTMLParser):
     def __init__(self) -> None:

@@ -17,10 +17,10 @@ Mirage"), a non-DeFi story ("The Great npm Heist That Wasn't"), or a scraper's "
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator
 from urllib.parse import urljoin, urlsplit
 
+from kamiyo.sources._rss import FeedItem, feed_items
 from kamiyo.sources.base import Document, ParseError, Report, Source, each
 from kamiyo.sources.html import Node, parse_html
 from kamiyo.sources.http import FetchError, SourceContext
@@ -71,32 +71,13 @@ def _report(title: str, link: str, when_text: str, excerpt: str, tags: Iterable[
     )
 
 
-def _text(element: ET.Element, tag: str) -> str:
-    found = element.find(tag)
-    return (found.text or "").strip() if found is not None else ""
-
-
-def _strip_tags(text: str) -> str:
-    return parse_html(text).text() if "<" in text else " ".join(text.split())
-
-
 def parse_rss(document: Document) -> Iterator[Report]:
-    """Items of an RSS 2.0 feed."""
-    try:
-        root = ET.fromstring(document.content)  # noqa: S314 - expat refuses entity expansion bombs
-    except ET.ParseError as exc:
-        raise ParseError(f"not XML: {exc}") from exc
-    channel = root.find("channel")
-    if root.tag != "rss" or channel is None:
-        raise ParseError("not an RSS 2.0 document")
+    """Items of the RSS feed (read as every feed is, by `kamiyo.sources._rss`)."""
 
-    def build(item: ET.Element) -> Report | None:
-        link = _text(item, "link") or _text(item, "guid")
-        tags = [c.text or "" for c in item.findall("category")]
-        description = _strip_tags(_text(item, "description"))
-        return _report(_text(item, "title"), link, _text(item, "pubDate"), description, tags)
+    def build(item: FeedItem) -> Report | None:
+        return _report(item.title, item.link or item.guid, item.published, item.text, item.categories)
 
-    return each(channel.findall("item"), build, NAME)
+    return each(feed_items(document), build, NAME)
 
 
 def parse_html_index(document: Document) -> Iterator[Report]:

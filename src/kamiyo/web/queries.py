@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from time import monotonic
 from typing import Any
 from urllib.parse import urlsplit
 
+from cachetools import TTLCache
 from sqlalchemy import String, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -57,7 +57,8 @@ def _ranked(groups: dict[str, list[float]], key: str) -> list[dict[str, Any]]:
 
 
 OVERVIEW_TTL_S = 60.0
-_overviews: dict[str, tuple[tuple[Any, ...], float, Overview]] = {}
+# per database (tests and tools open many): the data version it was computed for and the overview
+_overviews: TTLCache[str, tuple[tuple[Any, ...], Overview]] = TTLCache(maxsize=16, ttl=OVERVIEW_TTL_S)
 
 
 async def cached_overview(session: AsyncSession) -> Overview:
@@ -78,10 +79,10 @@ async def cached_overview(session: AsyncSession) -> Overview:
     )
     scope = session.get_bind().engine.url.render_as_string(hide_password=True)
     cached = _overviews.get(scope)
-    if cached and cached[0] == version and monotonic() - cached[1] < OVERVIEW_TTL_S:
-        return cached[2]
+    if cached and cached[0] == version:
+        return cached[1]
     result = await overview(session)
-    _overviews[scope] = (version, monotonic(), result)
+    _overviews[scope] = (version, result)
     return result
 
 

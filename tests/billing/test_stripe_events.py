@@ -249,7 +249,7 @@ async def test_an_unknown_price_grants_free_whatever_its_metadata_says(
         cheap = subscription(
             "sub_p", b.customer, "price_cheap_1", metadata={"user_id": str(b.user_id), "tier": "enterprise"}
         )
-        with caplog.at_level("WARNING", logger="kamiyo.billing.webhooks"):
+        with caplog.at_level("WARNING", logger="kamiyo.billing.stripe_events"):
             r = await deliver(b.c, event("customer.subscription.updated", cheap, t + 60))
         assert r.status_code == 200 and "unknown price price_cheap_1" in r.json()["outcome"]
         assert await b.tier() == "free"
