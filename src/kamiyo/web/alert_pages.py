@@ -30,15 +30,12 @@ from kamiyo.errors import KamiyoError, NotFound
 from kamiyo.kit.timeutil import utcnow
 from kamiyo.tiers import get_tier
 from kamiyo.web.account_pages import see_other, to_login
-from kamiyo.web.endpoint_pages import EndpointPages, acting_on, add_actions, guard
+from kamiyo.web.endpoint_pages import EndpointPages, acting_on, add_actions, submit_form
 from kamiyo.web.render import render_html
 from kamiyo.web.subscription_forms import (
     SubscriptionForm,
     filters_payload,
-    read_form,
-    service_error,
     stored_form,
-    validate,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -177,23 +174,22 @@ async def create(
     if user is None:
         return to_login(request)
     info = kind_of(kind)
-    form = read_form(await request.form(), (info.field, "description"))
-    if refused := await guard(request, user):  # limited like the API's channel changes
-        form.errors["form"] = refused[1]
-        return await list_page(request, session, settings, user, info, status=refused[0], form=form)
-    payload = {info.field: form.text(info.field), "description": form.text("description"), "enabled": form.enabled}
-    data = validate(info.model, payload | {"filters": filters_payload(form)}, form)
-    if data is None:
-        return await list_page(request, session, settings, user, info, status=422, form=form)
-    base = confirm.link_base(settings)
-    try:
+
+    def payload(form: SubscriptionForm) -> dict[str, Any]:
+        fields = {info.field: form.text(info.field), "description": form.text("description")}
+        return fields | {"enabled": form.enabled, "filters": filters_payload(form)}
+
+    async def act(data: Any) -> Response:
+        base = confirm.link_base(settings)
         channel = await service.create_channel(
             session, settings, user.id, user.tier, info.name, data, utcnow(), confirm_base=base
         )
-    except KamiyoError as exc:
-        service_error(exc, form)
-        return await list_page(request, session, settings, user, info, status=exc.status, form=form)
-    return see_other(f"{BASE}/{info.name}/{channel.id}?done=created")
+        return see_other(f"{BASE}/{info.name}/{channel.id}?done=created")
+
+    async def show(status: int, form: SubscriptionForm) -> Response:
+        return await list_page(request, session, settings, user, info, status=status, form=form)
+
+    return await submit_form(request, user, (info.field, "description"), (info.model, payload), act, show)
 
 
 @router.get(BASE + "/{kind}/{channel_id}")
@@ -225,23 +221,22 @@ async def edit(
         return to_login(request)
     info = kind_of(kind)
     channel = await endpoints.get(session, service.KINDS[info.name], user.id, channel_id)
-    form = read_form(await request.form(), (info.field, "description"))
-    if refused := await guard(request, user):
-        form.errors["form"] = refused[1]
-        return await detail_page(request, session, user, channel, status=refused[0], form=form)
-    payload: dict[str, Any] = {"description": form.text("description"), "filters": filters_payload(form)}
-    if form.text(info.field):  # empty: keep the stored destination (only its masked hint is shown)
-        payload[info.field] = form.text(info.field)
-    data = validate(ChannelUpdate, payload, form)
-    if data is None:
-        return await detail_page(request, session, user, channel, status=422, form=form)
-    base = confirm.link_base(settings)
-    try:
+
+    def payload(form: SubscriptionForm) -> dict[str, Any]:
+        fields: dict[str, Any] = {"description": form.text("description"), "filters": filters_payload(form)}
+        if form.text(info.field):  # empty: keep the stored destination (only its masked hint is shown)
+            fields[info.field] = form.text(info.field)
+        return fields
+
+    async def act(data: ChannelUpdate) -> Response:
+        base = confirm.link_base(settings)
         await service.update_channel(session, settings, channel, data, utcnow(), confirm_base=base)
-    except KamiyoError as exc:
-        service_error(exc, form)
-        return await detail_page(request, session, user, channel, status=exc.status, form=form)
-    return see_other(f"{BASE}/{info.name}/{channel.id}?done=saved")
+        return see_other(f"{BASE}/{info.name}/{channel.id}?done=saved")
+
+    async def show(status: int, form: SubscriptionForm) -> Response:
+        return await detail_page(request, session, user, channel, status=status, form=form)
+
+    return await submit_form(request, user, (info.field, "description"), (ChannelUpdate, payload), act, show)
 
 
 async def _load(session: AsyncSession, user: User, path: Mapping[str, Any], channel_id: int) -> AlertChannel:

@@ -1,9 +1,10 @@
-"""The page actions every delivery endpoint has, made once: enable, disable, send a test, delete, replay.
+"""The page flows every delivery endpoint has, made once: its create and edit forms, and its actions.
 
-`add_actions(router, pages)` adds them below `pages.path` (`/app/webhooks/{webhook_id}`,
-`/app/alerts/{kind}/{channel_id}`). Each sends a visitor to the login page, loads the user's own
-endpoint (404 otherwise), checks the CSRF token and the API's limit on webhook and channel changes
-(`guard`), then answers with a redirect (post/redirect/get), or with the endpoint's page and the reason.
+`submit_form` is the forms' flow. `add_actions(router, pages)` adds enable, disable, send a test, delete
+and replay below `pages.path` (`/app/webhooks/{webhook_id}`, `/app/alerts/{kind}/{channel_id}`). Each
+sends a visitor to the login page, loads the user's own endpoint (404 otherwise), checks the CSRF token
+and the API's limit on webhook and channel changes (`guard`), then answers with a redirect
+(post/redirect/get), or with the endpoint's page and the reason.
 """
 
 # No `from __future__ import annotations`: the per-kind id parameters are closure variables FastAPI must see.
@@ -14,6 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.accounts.deps import OptionalUser, Principal, RateLimited, limit_webhook_mutations
@@ -25,6 +27,7 @@ from kamiyo.delivery.endpoints import EndpointKind
 from kamiyo.errors import KamiyoError
 from kamiyo.kit.timeutil import utcnow
 from kamiyo.web.account_pages import CSRF_MESSAGE, csrf_ok, see_other, to_login
+from kamiyo.web.subscription_forms import SubscriptionForm, read_form, service_error, validate
 
 Load = Callable[[AsyncSession, User, Mapping[str, Any], int], Awaitable[Any]]
 
@@ -54,6 +57,33 @@ async def guard(request: Request, user: User) -> tuple[int, str] | None:
     except RateLimited as exc:
         return exc.status, exc.message[:1].upper() + exc.message[1:] + "."
     return None
+
+
+Show = Callable[[int, SubscriptionForm], Awaitable[Response]]
+
+
+async def submit_form(
+    request: Request,
+    user: User,
+    fields: tuple[str, ...],
+    body: tuple[type[BaseModel], Callable[[SubscriptionForm], dict[str, Any]]],
+    act: Callable[[Any], Awaitable[Response]],
+    show: Show,
+) -> Response:
+    """A submitted create or edit form: CSRF and the change limit, then the API's own body model (`body`: the
+    model and the payload read from the form), then `act` on it; or `show` the form again, errors by their fields."""
+    form = read_form(await request.form(), fields)
+    if refused := await guard(request, user):
+        form.errors["form"] = refused[1]
+        return await show(refused[0], form)
+    data = validate(body[0], body[1](form), form)
+    if data is None:
+        return await show(422, form)
+    try:
+        return await act(data)
+    except KamiyoError as exc:
+        service_error(exc, form)
+        return await show(exc.status, form)
 
 
 async def acting_on(

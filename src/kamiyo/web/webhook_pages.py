@@ -23,19 +23,15 @@ from kamiyo.delivery import endpoints
 from kamiyo.delivery import service as delivery
 from kamiyo.delivery.models import UserWebhook
 from kamiyo.delivery.queue import WEBHOOKS
-from kamiyo.errors import KamiyoError
 from kamiyo.kit.timeutil import utcnow
 from kamiyo.tiers import TIERS, get_tier
 from kamiyo.web.account_pages import see_other, to_login
-from kamiyo.web.endpoint_pages import EndpointPages, acting_on, add_actions, guard
+from kamiyo.web.endpoint_pages import EndpointPages, acting_on, add_actions, submit_form
 from kamiyo.web.render import render_html
 from kamiyo.web.subscription_forms import (
     SubscriptionForm,
     filters_payload,
-    read_form,
-    service_error,
     stored_form,
-    validate,
 )
 from kamiyo.webhooks import service
 from kamiyo.webhooks.schemas import WebhookCreate, WebhookUpdate
@@ -116,21 +112,19 @@ async def webhooks(request: Request, session: SessionDep, user: OptionalUser, do
 async def create(request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser) -> Response:
     if user is None:
         return to_login(request)
-    form = read_form(await request.form(), TEXT_FIELDS)
-    if refused := await guard(request, user):
-        form.errors["form"] = refused[1]
-        return await list_page(request, session, user, status=refused[0], form=form)
-    payload = {"url": form.text("url"), "description": form.text("description"), "enabled": form.enabled}
-    data = validate(WebhookCreate, payload | {"filters": filters_payload(form)}, form)
-    if data is None:
-        return await list_page(request, session, user, status=422, form=form)
-    now = utcnow()
-    try:
-        hook, secret = await service.create_webhook(session, settings, user.id, user.tier, data, now)
-    except KamiyoError as exc:
-        service_error(exc, form)
-        return await list_page(request, session, user, status=exc.status, form=form)
-    return await detail_page(request, session, user, hook, status=201, secret=secret, created=True)
+
+    def payload(form: SubscriptionForm) -> dict[str, Any]:
+        return {"url": form.text("url"), "description": form.text("description"), "enabled": form.enabled}
+
+    async def act(data: WebhookCreate) -> Response:
+        hook, secret = await service.create_webhook(session, settings, user.id, user.tier, data, utcnow())
+        return await detail_page(request, session, user, hook, status=201, secret=secret, created=True)
+
+    async def show(status: int, form: SubscriptionForm) -> Response:
+        return await list_page(request, session, user, status=status, form=form)
+
+    body = (WebhookCreate, lambda form: payload(form) | {"filters": filters_payload(form)})
+    return await submit_form(request, user, TEXT_FIELDS, body, act, show)
 
 
 @router.get(BASE + "/{webhook_id}")
@@ -160,21 +154,19 @@ async def edit(
     if user is None:
         return to_login(request)
     hook = await endpoints.get(session, service.WEBHOOK, user.id, webhook_id)
-    form = read_form(await request.form(), TEXT_FIELDS)
-    if refused := await guard(request, user):
-        form.errors["form"] = refused[1]
-        return await detail_page(request, session, user, hook, status=refused[0], form=form)
-    payload = {"url": form.text("url"), "description": form.text("description"), "filters": filters_payload(form)}
-    data = validate(WebhookUpdate, payload, form)
-    if data is None:
-        return await detail_page(request, session, user, hook, status=422, form=form)
-    try:
+
+    def payload(form: SubscriptionForm) -> dict[str, Any]:
+        return {"url": form.text("url"), "description": form.text("description"), "filters": filters_payload(form)}
+
+    async def act(data: WebhookUpdate) -> Response:
         await service.update_webhook(session, settings, hook, data, utcnow())
-    except KamiyoError as exc:
-        service_error(exc, form)
+        return see_other(f"{BASE}/{hook.id}?done=saved")
+
+    async def show(status: int, form: SubscriptionForm) -> Response:
         await session.refresh(hook)  # the page shows what is stored, the form what was typed
-        return await detail_page(request, session, user, hook, status=exc.status, form=form)
-    return see_other(f"{BASE}/{hook.id}?done=saved")
+        return await detail_page(request, session, user, hook, status=status, form=form)
+
+    return await submit_form(request, user, TEXT_FIELDS, (WebhookUpdate, payload), act, show)
 
 
 async def _load(session: AsyncSession, user: User, _path: Mapping[str, Any], webhook_id: int) -> UserWebhook:
