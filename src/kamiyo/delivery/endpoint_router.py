@@ -22,9 +22,9 @@ from kamiyo.config import Settings
 from kamiyo.delivery import endpoints
 from kamiyo.delivery import service as delivery
 from kamiyo.delivery.endpoints import EndpointKind
+from kamiyo.delivery.schemas import DeliveryOut, DeliveryPage, TestOutcome
 from kamiyo.kit.timeutil import utcnow
 from kamiyo.tiers import get_tier
-from kamiyo.webhooks.schemas import DeliveryOut, DeliveryPage, TestOutcome
 
 Mutation = Depends(mutation_budget)  # changes, tests and replays: 10 a minute per user
 Create = Callable[[AsyncSession, Settings, User, Any], Awaitable[dict[str, Any]]]

@@ -17,10 +17,10 @@ from kamiyo.delivery import endpoints
 from kamiyo.delivery import service as delivery
 from kamiyo.delivery.endpoint_router import EndpointApi, Mutation, endpoint_router
 from kamiyo.delivery.models import UserWebhook
+from kamiyo.delivery.schemas import DeliveryDetail
 from kamiyo.kit.timeutil import utcnow
 from kamiyo.webhooks import service
 from kamiyo.webhooks.schemas import (
-    DeliveryDetail,
     SecretOut,
     WebhookCreate,
     WebhookCreated,
