@@ -1,4 +1,4 @@
-"""`/app/alerts`: Discord, Telegram, Slack and e-mail channels, with the webhook manager's actions.
+"""`/app/alerts`: Discord, Telegram, Slack and e-mail channels, on the flows of `kamiyo.web.endpoint_pages`.
 
 Every plan has channels (tiers.py limits them, all kinds together). Forms are validated with the API's
 own bodies and `kamiyo.alerts.service`; a channel's destination is stored encrypted and only its masked

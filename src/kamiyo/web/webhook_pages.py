@@ -1,8 +1,7 @@
 """`/app/webhooks`: the webhook manager (team and enterprise plans).
 
-Thin like the account pages: each form is checked for its CSRF token and the per-user limit on webhook
-changes (the API's 10 a minute), handed to `kamiyo.webhooks.service` / `kamiyo.delivery.service`, and
-answered with a redirect (post/redirect/get) or with the same form and the errors next to their fields.
+The flows every endpoint kind shares (forms, enable/disable, test, delete, replay) are
+`kamiyo.web.endpoint_pages`; here are the webhook's own parts: its pages, its URL field and secret rotation.
 A signing secret is the one thing rendered straight from a POST (creation, rotation): it is shown once.
 """
 
