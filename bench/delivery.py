@@ -10,9 +10,13 @@ Workloads (all traffic to 127.0.0.1; every wait is time-bounded; child processes
    `kamiyo serve`), SQLite worker process, PostgreSQL worker process.
 3. matching: one event against 100,000 subscriptions with mixed filters (target ≤ 10 ms), plus the
    time to load the index of 100,000 rows from SQLite.
+4. client: the delivery HTTP client alone (`delivery.http.HttpPool`, as the workers use it) posting
+   N signed-size bodies to the local receiver over 50 kept-alive connections; CPU per post in this
+   process (request, response parsing, pool), without the database around it.
 
     .venv/bin/python bench/delivery.py [--endpoints N] [--events N] [--subscriptions N]
-        [--skip-postgres | --skip-sqlite] [--only matching,fanout,latency] [--profile DIR]
+        [--posts N] [--skip-postgres | --skip-sqlite] [--only matching,fanout,latency,client]
+        [--profile DIR]
 
 Results are printed and written to bench/results/delivery-<timestamp>.json. Exit code 0 when every
 target passes, 1 otherwise.
@@ -532,6 +536,32 @@ async def matching(count: int, tmp: Path) -> dict[str, Any]:
     }
 
 
+async def client_cpu(posts: int, concurrency: int = 50) -> dict[str, Any]:
+    """CPU of this process per POST through the pool, after a warm-up that opens the connections."""
+    from kamiyo.delivery.http import HttpPool
+    from kamiyo.kit import ssrf
+
+    body = orjson.dumps({"type": "exploit.created", "data": {"protocol": "Example", "amount_usd": 1.0}}) * 8
+    headers = {"content-type": "application/json", "webhook-id": "msg_bench", "webhook-signature": "v1," + "a" * 44}
+    async with ReceiverProcess() as rx:
+        pool = HttpPool(policy=ssrf.Policy(allow_loopback=True))
+
+        async def lane(count: int) -> None:
+            for _ in range(count):
+                response = await pool.post(rx.url + "/hook", body, headers, timeout=5, keep=1024)
+                assert response.status == 200
+
+        try:
+            await asyncio.gather(*(lane(2) for _ in range(concurrency)))
+            cpu, wall = time.process_time(), time.perf_counter()
+            await asyncio.gather(*(lane(posts // concurrency) for _ in range(concurrency)))
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        finally:
+            await pool.close()
+    done = posts // concurrency * concurrency
+    return {"posts": done, "cpu_us_per_post": round(cpu / done * 1e6, 1), "seconds": round(wall, 3)}
+
+
 # -- main -----------------------------------------------------------------------------------------------
 
 
@@ -543,6 +573,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if "matching" in parts:
             results["matching"] = await matching(args.subscriptions, tmp)
             print("matching", results["matching"], flush=True)
+        if "client" in parts:
+            results["client"] = await client_cpu(args.posts)
+            print("client", results["client"], flush=True)
         if "fanout" in parts and not args.skip_sqlite:
             results["fanout_sqlite"] = await fanout(f"sqlite:///{tmp / 'fanout.db'}", args.endpoints, 1, args.profile)
             print("fan-out sqlite", results["fanout_sqlite"], flush=True)
@@ -598,7 +631,8 @@ def main() -> int:
     parser.add_argument("--subscriptions", type=int, default=100_000)
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--skip-sqlite", action="store_true", help="run fan-out and latency on PostgreSQL only")
-    parser.add_argument("--only", default="matching,fanout,latency", help="comma list of parts to run")
+    parser.add_argument("--posts", type=int, default=20_000, help="posts of the client part")
+    parser.add_argument("--only", default="matching,fanout,latency,client", help="comma list of parts to run")
     parser.add_argument("--profile", type=Path, help="folder for py-spy profiles of the fan-out workers")
     args = parser.parse_args()
     if args.receiver:

@@ -13,10 +13,11 @@ from kamiyo.db import Database
 from kamiyo.paging import MAX_ROW_ID
 
 
-def row_id(description: str) -> Any:
+def row_id(description: str, name: str | None = None) -> Any:
     """Every integer id in a path, API and pages alike: outside 1..MAX_ROW_ID it is an invalid value (422),
-    checked before any query (the database could not hold it)."""
-    return Path(ge=1, le=MAX_ROW_ID, description=description)
+    checked before any query (the database could not hold it). `name`: the path's name for it, when the
+    handler's parameter is named otherwise (routes made by a factory)."""
+    return Path(ge=1, le=MAX_ROW_ID, description=description, alias=name)
 
 
 def get_database(request: Request) -> Database:

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Depends
 
-from kamiyo.accounts.deps import limit_webhook_mutations, require_feature
+from kamiyo.accounts.deps import limit_webhook_mutations, per_user_limit, require_feature
 from kamiyo.accounts.models import User
+from kamiyo.accounts.ratelimit import parse_rate
 from kamiyo.db import Database
 from kamiyo.delivery import plan_limits
 from tests.accounts.helpers import bearer, running, settings_for, user_with_key
@@ -118,6 +119,30 @@ async def test_webhook_mutations_are_limited_to_ten_a_minute_per_user(db_url: st
         assert over.headers.get_list("x-ratelimit-limit") == ["10"]  # the route's own limit, not doubled
         assert (await c.post("/api/v1/test-hooks", headers=bearer(other))).status_code == 200
         assert (await c.post("/api/v1/test-hooks")).status_code == 401
+
+
+async def test_a_per_user_limit_counts_under_its_own_name_and_says_its_window(db_url: str) -> None:
+    router = APIRouter()
+    hourly = per_user_limit("test-tries", parse_rate("2/hour"), "tries")
+    every_ten = per_user_limit("test-polls", parse_rate("1/10 minutes"), "polls")
+
+    @router.post("/api/v1/test-tries", dependencies=[Depends(hourly)])
+    async def tries() -> dict[str, bool]:
+        return {"ok": True}
+
+    @router.post("/api/v1/test-polls", dependencies=[Depends(every_ten)])
+    async def polls() -> dict[str, bool]:
+        return {"ok": True}
+
+    _, key = await user_with_key(db_url, "tries@example.com")
+    async with running(settings_for(db_url), routers=[router]) as (_, c):
+        codes = [(await c.post("/api/v1/test-tries", headers=bearer(key))).status_code for _ in range(3)]
+        assert codes == [200, 200, 429]
+        over = await c.post("/api/v1/test-tries", headers=bearer(key))
+        assert over.json()["error"]["message"].startswith("at most 2 tries an hour; retry in ")
+        assert (await c.post("/api/v1/test-polls", headers=bearer(key))).status_code == 200  # a count of its own
+        over = await c.post("/api/v1/test-polls", headers=bearer(key))
+        assert over.status_code == 429 and "at most 1 polls per 10 minutes" in over.json()["error"]["message"]
 
 
 async def test_feature_gate_refuses_lower_tiers(db_url: str) -> None:

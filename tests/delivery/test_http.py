@@ -149,6 +149,13 @@ async def test_a_big_answer_keeps_an_excerpt_and_gives_up_the_connection(client:
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "invalid chunk size"),
         (b"HTTP/1.1 101 Switching Protocols\r\n\r\n", "unexpected 101"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", "before the response was complete"),
+        # refused since llhttp frames the answers: shapes of response smuggling, and obsolete line folding
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\nhello", "invalid Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nX-A: 1\r\n folded\r\nContent-Length: 0\r\n\r\n", "malformed response header"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX", "invalid chunked body"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel", "before the response was complete"),
+        (b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n", "response headers too large"),
     ],
 )
 async def test_broken_answers_become_errors_not_exceptions(client: DeliveryClient, answer: bytes, error: str) -> None:
@@ -389,3 +396,21 @@ def test_the_client_works_on_uvloop_as_under_kamiyo_serve() -> None:
             assert loop.run_until_complete(post_twice(url)) == [202, 202]
         finally:
             loop.close()
+
+
+def test_bytes_after_the_answer_make_the_connection_untrusted() -> None:
+    """A second answer nobody asked for (or any bytes past the first): the first counts, the connection does not."""
+    for extra in (ok(b"again"), b"junk"):
+        parser = http_parser.Parser(keep=1024)
+        assert parser.feed(ok(b"first") + extra)
+        assert (parser.status, parser.body, parser.reusable) == (200, b"first", False)
+    alone = http_parser.Parser(keep=1024)
+    assert alone.feed(ok(b"first")) and alone.reusable
+
+
+def test_headers_past_the_cap_are_refused_while_they_arrive() -> None:
+    parser = http_parser.Parser(keep=1024)
+    assert not parser.feed(b"HTTP/1.1 200 OK\r\n")
+    with pytest.raises(http_parser.ProtocolError, match="response headers too large"):
+        for _ in range(100):  # never ends its headers
+            parser.feed(b"X-Pad: " + b"a" * 1000 + b"\r\n")

@@ -8,7 +8,6 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from kamiyo.accounts.ratelimit import parse_rate
 from kamiyo.db import Database
 from kamiyo.submissions import router as submissions_router
 from tests.accounts.helpers import bearer, running, settings_for, signup, user_with_key
@@ -198,15 +197,17 @@ async def test_the_daily_cap_follows_the_tier(db_url: str, app_client: httpx.Asy
     assert (await app_client.get("/api/v1/submissions", headers=bearer(pro))).json()["daily_limit"] == 20
 
 
-async def test_bursts_are_rate_limited_per_user(
-    app_client: httpx.AsyncClient, key: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(submissions_router, "SUBMIT_RATE", parse_rate("2/minute"))
-    codes = []
-    for i in range(1, 4):
-        r = await app_client.post("/api/v1/submissions", json=body(tx_hash=f"0x{i:064x}"), headers=key)
-        codes.append(r.status_code)
-    assert codes == [201, 201, 429]
+async def test_bursts_are_rate_limited_per_user(db_url: str) -> None:
+    user_id, raw = await user_with_key(db_url, "burst@example.com", tier="free")
+    async with running(settings_for(db_url)) as (app, c):
+        rate = submissions_router.SUBMIT_RATE
+        await app.state.limiter.hit("submissions", str(user_id), rate, cost=rate.amount - 2)  # two left this minute
+        codes = []
+        for i in range(1, 4):
+            r = await c.post("/api/v1/submissions", json=body(tx_hash=f"0x{i:064x}"), headers=bearer(raw))
+            codes.append(r.status_code)
+        assert codes == [201, 201, 429]
+        assert f"at most {rate.amount} submissions a minute" in r.json()["error"]["message"]
 
 
 async def test_text_is_stored_exactly_as_plain_text(app_client: httpx.AsyncClient, key: dict[str, str]) -> None:

@@ -146,6 +146,17 @@ async def test_disable_enable_and_delete_a_channel(db_url: str) -> None:
         assert await listed(c, "discord") == [] and (await c.get(path)).status_code == 404
 
 
+async def test_channel_changes_on_the_pages_count_against_the_limit_like_webhooks(db_url: str) -> None:
+    """Enable and disable are changes like the API's PATCH: ten a minute, shared with every other change."""
+    async with signed_in(db_url, "pro", KAMIYO_RATE_LIMITS="on") as (_, c):
+        path = channel_path(await add(c, "discord", webhook_url="http://127.0.0.1:9/d"))
+        for _ in range(9):
+            assert (await act(c, path, "disable")).status_code == 303
+        r = await act(c, path, "enable")
+        assert r.status_code == 429 and "At most 10 webhook changes a minute" in action_error_of(r.text)
+        assert (await listed(c, "discord"))[0]["enabled"] is False
+
+
 async def test_another_users_channel_or_the_wrong_kind_is_a_404_page(db_url: str) -> None:
     await add_user(db_url, "other@example.com", tier="pro")
     async with signed_in(db_url, "pro") as (app, c):

@@ -4,6 +4,7 @@
   session cookie; 401 with `WWW-Authenticate: Bearer` otherwise. Cookie-authenticated POST/PATCH/PUT/DELETE
   must carry the CSRF token (403 `csrf_failed` if not); key-authenticated requests need none.
 - `OptionalUser`: the same, or None (pages that work for visitors too).
+- `Depends(per_user_limit(name, rate, what))`: a per-user rate limit (exports, submissions, webhook changes).
 - `Depends(mutation_budget)`: 10 changes a minute per user, for the webhook and alert channel routes; a change
   refused as invalid or not allowed (400/403/409/422) gives its count back. `limit_webhook_mutations` is the
   bare count, for callers that are not dependencies.
@@ -20,6 +21,7 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
+from limits import RateLimitItem
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.accounts import service, sessions
@@ -154,23 +156,33 @@ CurrentUser = Annotated[User, Depends(current_user)]
 OptionalUser = Annotated[User | None, Depends(optional_user)]
 
 
-async def limit_webhook_mutations(request: Request, principal: PrincipalDep) -> Window | None:
-    """Count one webhook or channel change against the user's 10 a minute (429 with Retry-After beyond).
+def per_user_limit(
+    name: str, rate: RateLimitItem, what: str
+) -> Callable[[Request, Principal], Awaitable[Window | None]]:
+    """A dependency counting each call against `rate` per user under `name` (429 with Retry-After beyond).
 
-    Counted first, with one atomic increment, so concurrent changes cannot all pass a check made before
-    any of them was counted. The window counted in, or None when rate limits are off."""
-    if not request.app.state.settings.rate_limits_enabled:
-        return None
-    window = await get_limiter(request).hit("webhook-mutations", str(principal.user_id), WEBHOOK_MUTATION_RATE)
-    if not window.allowed:
-        raise RateLimited(
-            f"at most {window.limit} webhook changes a minute; retry in {window.retry_after()}s",
-            details={"limit": window.limit, "reset": window.reset},
-            headers=window.headers(),
-        )
-    return window
+    Counted first, with one atomic increment, so concurrent requests cannot all pass a check made before
+    any of them was counted. It answers the window counted in, or None when rate limits are off; pages
+    call it directly with the session's `Principal`."""
+    unit = rate.GRANULARITY.name
+    per = f"{'an' if unit == 'hour' else 'a'} {unit}" if rate.multiples == 1 else f"per {rate.multiples} {unit}s"
+
+    async def limit(request: Request, principal: PrincipalDep) -> Window | None:
+        if not request.app.state.settings.rate_limits_enabled:
+            return None
+        window = await get_limiter(request).hit(name, str(principal.user_id), rate)
+        if not window.allowed:
+            raise RateLimited(
+                f"at most {window.limit} {what} {per}; retry in {window.retry_after()}s",
+                details={"limit": window.limit, "reset": window.reset},
+                headers=window.headers(),
+            )
+        return window
+
+    return limit
 
 
+limit_webhook_mutations = per_user_limit("webhook-mutations", WEBHOOK_MUTATION_RATE, "webhook changes")
 REFUNDED_STATUSES = frozenset({400, 403, 409, 422})
 
 

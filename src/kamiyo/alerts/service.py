@@ -1,4 +1,5 @@
-"""Alert channels of one user: validate the destination per kind, store it encrypted, keep the tier limit."""
+"""Alert channels: what differs per kind (the destination's check, its encrypted storage and masked hint, the
+confirmation of e-mail and Telegram ones); the rest of a channel's life is `kamiyo.delivery.endpoints`."""
 
 from __future__ import annotations
 
@@ -7,22 +8,22 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.alerts import confirm
 from kamiyo.alerts.schemas import ChannelUpdate
 from kamiyo.config import Settings
-from kamiyo.delivery.filters import SubscriptionFilters, load_filters
+from kamiyo.delivery import endpoints
+from kamiyo.delivery import service as delivery
+from kamiyo.delivery.channels import RENDERERS, summarise
+from kamiyo.delivery.filters import load_filters
 from kamiyo.delivery.models import AlertChannel
-from kamiyo.delivery.plan_limits import check_room_to_enable
-from kamiyo.delivery.queue import bump_subscriptions
-from kamiyo.delivery.service import check_limit
-from kamiyo.errors import InvalidInput, KamiyoError, NotFound
+from kamiyo.delivery.queue import ALERTS
+from kamiyo.errors import InvalidInput, KamiyoError
 from kamiyo.kit import ssrf
 from kamiyo.kit.crypto import SecretBox
 from kamiyo.kit.timeutil import iso
-from kamiyo.tiers import get_tier
 
 TARGET_FIELD = {"discord": "webhook_url", "slack": "webhook_url", "telegram": "chat_id", "email": "address"}
 WEBHOOK_HOSTS = {
@@ -100,6 +101,29 @@ def channel_dict(channel: AlertChannel) -> dict[str, Any]:
     }
 
 
+async def _test_body(session: AsyncSession, settings: Settings, channel: AlertChannel) -> tuple[str, dict[str, Any]]:
+    """A test alert rendered as the kind renders real ones, with the newest exploit."""
+    summary = summarise("webhook.test", await delivery.sample_exploit(session), settings.public_url, None)
+    return orjson.dumps(RENDERERS[channel.kind](summary)).decode(), {"kind": channel.kind}
+
+
+KINDS: dict[str, endpoints.EndpointKind] = {
+    kind: endpoints.EndpointKind(
+        name=kind,
+        noun=f"{kind} channel",
+        model=AlertChannel,
+        queue=ALERTS,
+        limit=lambda plan: plan.channels,
+        limit_noun="alert channels (all kinds together)",
+        as_dict=channel_dict,
+        test_body=_test_body,
+        ready=confirm.require_confirmed,
+        channel_kind=kind,
+    )
+    for kind in TARGET_FIELD
+}
+
+
 async def create_channel(
     session: AsyncSession,
     settings: Settings,
@@ -112,45 +136,23 @@ async def create_channel(
     confirm_base: str,
 ) -> AlertChannel:
     """A new channel; e-mail and Telegram ones wait for confirmation (sent to `confirm_base`'s link or as a code)."""
-    plan = get_tier(tier)
-    await check_limit(session, AlertChannel, user_id, plan.channels, plan.name, "alert channels (all kinds together)")
     target = check_target(kind, getattr(data, TARGET_FIELD[kind]), settings)
-    filters = data.filters or SubscriptionFilters()
-    channel = AlertChannel(
-        user_id=user_id,
+    channel: AlertChannel = await endpoints.create(
+        session,
+        KINDS[kind],
+        user_id,
+        tier,
+        data,
+        now,
         kind=kind,
         target_enc=SecretBox(settings.resolved_secret_key()).encrypt(target),
         target_hint=hint(kind, target),
-        description=data.description.strip(),
-        filters=filters.stored(),
-        min_amount_usd=filters.min_amount_usd,
-        enabled=data.enabled,
-        consecutive_failures=0,
         confirmed_at=None if confirm.needs_confirmation(kind) else now,
         confirm_sends=0,
         confirm_failures=0,
-        created_at=now,
-        updated_at=now,
     )
-    session.add(channel)
-    await session.flush()
     if channel.confirmed_at is None:
         await confirm.send(session, channel, confirm_base, now, new=True)
-    await bump_subscriptions(session)
-    return channel
-
-
-async def list_channels(session: AsyncSession, user_id: int, kind: str | None = None) -> list[AlertChannel]:
-    stmt = select(AlertChannel).where(AlertChannel.user_id == user_id)
-    if kind:
-        stmt = stmt.where(AlertChannel.kind == kind)
-    return list((await session.execute(stmt.order_by(AlertChannel.id))).scalars())
-
-
-async def get_channel(session: AsyncSession, user_id: int, kind: str, channel_id: int) -> AlertChannel:
-    channel = await session.get(AlertChannel, channel_id)
-    if channel is None or channel.user_id != user_id or channel.kind != kind:
-        raise NotFound(f"no {kind} channel {channel_id}")
     return channel
 
 
@@ -176,23 +178,5 @@ async def update_channel(
         channel.target_hint = hint(channel.kind, target)
         if moved and confirm.needs_confirmation(channel.kind):
             await confirm.send(session, channel, confirm_base, now, new=True)
-    if data.description is not None:
-        channel.description = data.description.strip()
-    if "filters" in changes:
-        filters = data.filters or SubscriptionFilters()
-        channel.filters, channel.min_amount_usd = filters.stored(), filters.min_amount_usd
-    if data.enabled is not None:
-        if data.enabled and not channel.enabled:
-            await check_room_to_enable(session, AlertChannel, channel.user_id)
-            channel.disabled_reason, channel.consecutive_failures = None, 0
-        channel.enabled = data.enabled
-    channel.updated_at = now
-    await session.flush()
-    await bump_subscriptions(session)
-    return channel
-
-
-async def delete_channel(session: AsyncSession, channel: AlertChannel) -> None:
-    await session.delete(channel)
-    await session.flush()
-    await bump_subscriptions(session)
+    result: AlertChannel = await endpoints.update(session, AlertChannel, channel, data, now)
+    return result

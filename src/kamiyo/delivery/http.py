@@ -5,8 +5,8 @@ Why not aiohttp's client: a delivery is one small POST and a small answer, and a
 which made one event to 10,000 endpoints CPU-bound; this does the same work in about 50 µs.
 
 What it does: keep-alive connections pooled per (scheme, host, port), TLS with certificate and
-hostname checks, responses framed by Content-Length, chunked transfer coding or connection close,
-1xx answers skipped, a total timeout per request. With an SSRF policy, every connection goes to an
+hostname checks, responses parsed by llhttp (`http_parser`: framing, size caps, 1xx answers skipped),
+a total timeout per request. With an SSRF policy, every connection goes to an
 address `ssrf.resolve_checked` allowed for the host parsed from the URL (checked answers are cached
 for `DNS_TTL` seconds, and concurrent look-ups of one host are shared). What it does not: redirects
 (never followed), proxies, cookies, compression (none is asked for), HTTP/2, pipelining, retries.

@@ -1,25 +1,30 @@
-"""Incremental parsing of HTTP/1.x responses for the delivery client (`delivery.http`).
+"""Parsing of HTTP/1.x responses for the delivery client (`delivery.http`), by llhttp (`httptools`).
 
-Framing as RFC 9112 says for a client: no body for 1xx, 204 and 304; chunked when Transfer-Encoding
-ends with chunked, else read to the close when Transfer-Encoding is present; otherwise Content-Length
-(all copies equal); otherwise read to the close. Interim 1xx answers are skipped. Only the first
-`keep` body bytes are kept; past DRAIN_LIMIT more the answer is cut short and the connection dropped.
+Answers come from customers' servers, so nothing in them is trusted: llhttp does the framing (no body
+for 1xx, 204 and 304; chunked when Transfer-Encoding ends with chunked, else read to the close;
+otherwise Content-Length; otherwise read to the close) and refuses what RFC 9112 calls invalid,
+including a Content-Length beside a Transfer-Encoding and differing or listed Content-Lengths (smuggling
+shapes). Around it this module caps what it holds: at most MAX_HEAD bytes before the headers end, the
+first `keep` body bytes, and past DRAIN_LIMIT more the answer is cut short and the connection dropped.
+Interim 1xx answers are skipped; a 101 is an error. Bare LF line ends are accepted (as before llhttp).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+import httptools
+
 MAX_HEAD = 65536  # bytes of status line and headers
-MAX_LINE = 4096  # bytes of a chunk-size or trailer line
 DRAIN_LIMIT = 65536  # body bytes read past the kept excerpt before giving up the connection instead
-_HEAD_END = re.compile(rb"\r?\n\r?\n")
-_NO_BODY = frozenset({204, 304})
 
 
 class ProtocolError(ValueError):
     """The server's answer is not valid HTTP/1.x (or ended early)."""
+
+
+class _Stop(Exception):
+    """Raised in a callback to stop llhttp: the answer is complete (or cut short) and the rest is not read."""
 
 
 @dataclass(slots=True)
@@ -32,150 +37,118 @@ class Response:
 class Parser:
     """Incremental parser of one response; `feed` and `feed_eof` answer True once it is complete."""
 
-    __slots__ = ("body", "buf", "headers", "keep", "remaining", "reusable", "seen", "state", "status")
+    __slots__ = (
+        "_llhttp",
+        "body",
+        "done",
+        "fed_in_head",
+        "header_bytes",
+        "headers",
+        "in_head",
+        "keep",
+        "reusable",
+        "seen",
+        "status",
+    )
 
     def __init__(self, keep: int) -> None:
         self.keep = keep
-        self.buf = b""
-        self.state = "head"  # head | length | chunk_size | chunk_data | chunk_end | trailers | eof | done
         self.status = 0
         self.headers: dict[str, str] = {}
         self.body = b""
         self.seen = 0
-        self.remaining = 0
+        self.fed_in_head = 0  # bytes fed while the head was incomplete
+        self.header_bytes = 0  # bytes of header names and values
+        self.in_head = True  # until the final answer's headers are complete
+        self.done = False
         self.reusable = True
+        self._llhttp = httptools.HttpResponseParser(self)
+        self._llhttp.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)
 
     def feed(self, data: bytes) -> bool:
-        self.buf = self.buf + data if self.buf else data
-        while self.buf and self.state != "done":
-            if not getattr(self, "_" + self.state)():
-                break  # needs more bytes
-        if self.state == "done" and self.buf:
+        if self.done:
             self.reusable = False  # bytes after the answer: do not trust this connection again
-        return self.state == "done"
+            return True
+        if self.in_head:
+            self.fed_in_head += len(data)
+        try:
+            self._llhttp.feed_data(data)
+        except httptools.HttpParserError as exc:
+            if not self.done:
+                raise _protocol_error(exc) from None
+            self.reusable = False  # cut short, or more bytes followed the answer
+        if self.in_head and self.fed_in_head > MAX_HEAD:
+            raise ProtocolError("response headers too large")
+        return self.done
 
     def feed_eof(self) -> bool:
-        if self.state == "eof":
-            self.state, self.reusable = "done", False
-            return True
-        if self.state != "done":
+        """The server closed the connection: complete if the answer is, or if it runs to the close."""
+        if not self.done and (self.in_head or self._sized()):
             raise ProtocolError("the server closed the connection before the response was complete")
+        self.done, self.reusable = True, False
         return True
 
-    def _take(self, data: bytes) -> None:
+    def _sized(self) -> bool:
+        """Whether the body's end is marked (chunked or Content-Length) rather than by the close."""
+        coding = self.headers.get("transfer-encoding")
+        if coding is not None:
+            return coding.rsplit(",", 1)[-1].strip().lower() == "chunked"
+        return "content-length" in self.headers
+
+    # llhttp callbacks
+
+    def on_message_begin(self) -> None:
+        if self.done:
+            raise _Stop  # another answer follows the one asked for
+        self.headers = {}
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self.in_head:  # trailers (after a chunked body) are read past, not kept
+            self.header_bytes += len(name) + len(value)
+            key, text = name.decode("latin-1").lower(), value.decode("latin-1").strip()
+            self.headers[key] = f"{self.headers[key]}, {text}" if key in self.headers else text
+
+    def on_headers_complete(self) -> None:
+        if self.header_bytes > MAX_HEAD:
+            raise ProtocolError("response headers too large")
+        status = self._llhttp.get_status_code()
+        if status == 101:
+            raise ProtocolError("unexpected 101 Switching Protocols")
+        if 100 <= status < 200:
+            return  # an interim answer: the real one follows
+        self.status, self.in_head = status, False
+        if self._llhttp.get_http_version() != "1.1" or not self._llhttp.should_keep_alive():
+            self.reusable = False
+
+    def on_body(self, data: bytes) -> None:
         if len(self.body) < self.keep:
             self.body += data[: self.keep - len(self.body)]
         self.seen += len(data)
         if self.seen > DRAIN_LIMIT + self.keep:  # a big answer: stop reading it, close the connection
-            self.state, self.reusable, self.buf = "done", False, b""
+            self.done, self.reusable = True, False
+            raise _Stop
 
-    def _head(self) -> bool:
-        found = _HEAD_END.search(self.buf)
-        if found is None:
-            if len(self.buf) > MAX_HEAD:
-                raise ProtocolError("response headers too large")
-            return False
-        head, self.buf = self.buf[: found.start()], self.buf[found.end() :]
-        self._parse_head(head.decode("latin-1").split("\n"))
-        return True
+    def on_message_complete(self) -> None:
+        if not self.in_head:
+            self.done = True
 
-    def _parse_head(self, lines: list[str]) -> None:
-        status_line = lines[0].rstrip("\r")
-        version, _, rest = status_line.partition(" ")
-        code = rest[:3]
-        if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit() or rest[3:4] not in ("", " "):
-            raise ProtocolError(f"not an HTTP/1.x status line: {status_line[:60]!r}")
-        headers: dict[str, str] = {}
-        for raw in lines[1:]:
-            name, sep, value = raw.rstrip("\r").partition(":")
-            if not sep or not name or name != name.strip() or " " in name:
-                raise ProtocolError(f"malformed response header line: {raw[:60]!r}")
-            name, value = name.lower(), value.strip()
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
-        self.status, self.headers = int(code), headers
-        if 100 <= self.status < 200:
-            if self.status == 101:
-                raise ProtocolError("unexpected 101 Switching Protocols")
-            self.headers = {}  # an interim answer: the real one follows
-            return
-        self._framing(version)
 
-    def _framing(self, version: str) -> None:
-        headers = self.headers
-        connection = headers.get("connection")
-        if version != "HTTP/1.1" or (connection and "close" in {t.strip().lower() for t in connection.split(",")}):
-            self.reusable = False
-        if self.status in _NO_BODY:
-            self.state = "done"
-        elif "transfer-encoding" in headers:
-            chunked = headers["transfer-encoding"].rsplit(",", 1)[-1].strip().lower() == "chunked"
-            self.state = "chunk_size" if chunked else "eof"
-        elif "content-length" in headers:
-            values = {v.strip() for v in headers["content-length"].split(",")}
-            value = values.pop()
-            if values or not value.isdigit():
-                raise ProtocolError("invalid Content-Length")
-            self.remaining = int(value)
-            self.state = "length" if self.remaining else "done"
-        else:
-            self.state = "eof"
-        if self.state == "eof":
-            self.reusable = False
-
-    def _length(self) -> bool:
-        piece, self.buf = self.buf[: self.remaining], self.buf[self.remaining :]
-        self.remaining -= len(piece)
-        if not self.remaining:
-            self.state = "done"
-        self._take(piece)
-        return True
-
-    def _eof(self) -> bool:
-        piece, self.buf = self.buf, b""
-        self._take(piece)
-        return True
-
-    def _line(self) -> str | None:
-        end = self.buf.find(b"\n")
-        if end < 0:
-            if len(self.buf) > MAX_LINE:
-                raise ProtocolError("chunk line too long")
-            return None
-        line, self.buf = self.buf[:end], self.buf[end + 1 :]
-        return line.rstrip(b"\r").decode("latin-1")
-
-    def _chunk_size(self) -> bool:
-        line = self._line()
-        if line is None:
-            return False
-        size = line.split(";", 1)[0].strip()
-        if not size or len(size) > 16 or any(c not in "0123456789abcdefABCDEF" for c in size):
-            raise ProtocolError(f"invalid chunk size {size[:20]!r}")
-        self.remaining = int(size, 16)
-        self.state = "chunk_data" if self.remaining else "trailers"
-        return True
-
-    def _chunk_data(self) -> bool:
-        piece, self.buf = self.buf[: self.remaining], self.buf[self.remaining :]
-        self.remaining -= len(piece)
-        if not self.remaining:
-            self.state = "chunk_end"
-        self._take(piece)
-        return True
-
-    def _chunk_end(self) -> bool:
-        line = self._line()
-        if line is None:
-            return False
-        if line:
-            raise ProtocolError("chunk not followed by CRLF")
-        self.state = "chunk_size"
-        return True
-
-    def _trailers(self) -> bool:
-        line = self._line()
-        if line is None:
-            return False
-        if not line:
-            self.state = "done"
-        return True
+def _protocol_error(exc: httptools.HttpParserError) -> ProtocolError:
+    """llhttp's reason, under the name of what was wrong (a callback's own ProtocolError as it is)."""
+    if isinstance(exc.__context__, ProtocolError):
+        return exc.__context__
+    reason = str(exc)
+    lowered = reason.lower()
+    if isinstance(exc, httptools.HttpParserInvalidStatusError) or "expected http/" in lowered:
+        what = "not an HTTP/1.x status line"
+    elif "content-length" in lowered:
+        what = "invalid Content-Length"
+    elif "chunk size" in lowered:
+        what = "invalid chunk size"
+    elif "chunk" in lowered:
+        what = "invalid chunked body"
+    elif "header" in lowered:
+        what = "malformed response header"
+    else:
+        what = "invalid HTTP response"
+    return ProtocolError(f"{what} ({reason})")

@@ -1,4 +1,4 @@
-"""`/app/alerts`: Discord, Telegram, Slack and e-mail channels, with the webhook manager's actions.
+"""`/app/alerts`: Discord, Telegram, Slack and e-mail channels, on the flows of `kamiyo.web.endpoint_pages`.
 
 Every plan has channels (tiers.py limits them, all kinds together). Forms are validated with the API's
 own bodies and `kamiyo.alerts.service`; a channel's destination is stored encrypted and only its masked
@@ -7,13 +7,14 @@ hint is ever shown again, so the edit form leaves it unchanged unless a new one 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.accounts.deps import OptionalUser
 from kamiyo.accounts.models import User
@@ -21,24 +22,21 @@ from kamiyo.alerts import confirm, service
 from kamiyo.alerts.schemas import ChannelUpdate, EmailChannelCreate, TelegramChannelCreate, WebhookChannelCreate
 from kamiyo.api_deps import SessionDep, SettingsDep, get_database, row_id
 from kamiyo.config import Settings
+from kamiyo.delivery import endpoints
 from kamiyo.delivery import service as delivery
-from kamiyo.delivery.channels import RENDERERS, summarise
 from kamiyo.delivery.models import AlertChannel
 from kamiyo.delivery.queue import ALERTS
 from kamiyo.errors import KamiyoError, NotFound
 from kamiyo.kit.timeutil import utcnow
 from kamiyo.tiers import get_tier
-from kamiyo.web.account_pages import CSRF_MESSAGE, csrf_ok, see_other, to_login
+from kamiyo.web.account_pages import see_other, to_login
+from kamiyo.web.endpoint_pages import EndpointPages, acting_on, add_actions, submit_form
 from kamiyo.web.render import render_html
 from kamiyo.web.subscription_forms import (
     SubscriptionForm,
     filters_payload,
-    read_form,
-    service_error,
     stored_form,
-    validate,
 )
-from kamiyo.web.webhook_pages import guard
 
 router = APIRouter(include_in_schema=False)
 BASE = "/app/alerts"
@@ -115,7 +113,7 @@ def kind_of(name: str) -> Kind:
 async def list_page(
     request: Request, session: SessionDep, settings: SettingsDep, user: User, kind: Kind, **context: Any
 ) -> Response:
-    channels = await service.list_channels(session, user.id)
+    channels = await endpoints.list_owned(session, AlertChannel, user.id)
     return render_html(
         request,
         "alerts.html",
@@ -176,23 +174,22 @@ async def create(
     if user is None:
         return to_login(request)
     info = kind_of(kind)
-    form = read_form(await request.form(), (info.field, "description"))
-    if refused := await guard(request, user):  # limited like the API's channel changes
-        form.errors["form"] = refused[1]
-        return await list_page(request, session, settings, user, info, status=refused[0], form=form)
-    payload = {info.field: form.text(info.field), "description": form.text("description"), "enabled": form.enabled}
-    data = validate(info.model, payload | {"filters": filters_payload(form)}, form)
-    if data is None:
-        return await list_page(request, session, settings, user, info, status=422, form=form)
-    base = confirm.link_base(settings)
-    try:
+
+    def payload(form: SubscriptionForm) -> dict[str, Any]:
+        fields = {info.field: form.text(info.field), "description": form.text("description")}
+        return fields | {"enabled": form.enabled, "filters": filters_payload(form)}
+
+    async def act(data: Any) -> Response:
+        base = confirm.link_base(settings)
         channel = await service.create_channel(
             session, settings, user.id, user.tier, info.name, data, utcnow(), confirm_base=base
         )
-    except KamiyoError as exc:
-        service_error(exc, form)
-        return await list_page(request, session, settings, user, info, status=exc.status, form=form)
-    return see_other(f"{BASE}/{info.name}/{channel.id}?done=created")
+        return see_other(f"{BASE}/{info.name}/{channel.id}?done=created")
+
+    async def show(status: int, form: SubscriptionForm) -> Response:
+        return await list_page(request, session, settings, user, info, status=status, form=form)
+
+    return await submit_form(request, user, (info.field, "description"), (info.model, payload), act, show)
 
 
 @router.get(BASE + "/{kind}/{channel_id}")
@@ -209,7 +206,7 @@ async def channel_view(
 ) -> Response:
     if user is None:
         return to_login(request)
-    channel = await service.get_channel(session, user.id, kind_of(kind).name, channel_id)
+    channel = await endpoints.get(session, service.KINDS[kind_of(kind).name], user.id, channel_id)
     notice = CREATED_UNCONFIRMED.get(kind, CREATED) if done == "created" else NOTICES.get(done)
     if replayed:
         notice = f"Alert {replayed} will be sent again now. Reload to see the outcome."
@@ -223,131 +220,47 @@ async def edit(
     if user is None:
         return to_login(request)
     info = kind_of(kind)
-    channel = await service.get_channel(session, user.id, info.name, channel_id)
-    form = read_form(await request.form(), (info.field, "description"))
-    if refused := await guard(request, user):
-        form.errors["form"] = refused[1]
-        return await detail_page(request, session, user, channel, status=refused[0], form=form)
-    payload: dict[str, Any] = {"description": form.text("description"), "filters": filters_payload(form)}
-    if form.text(info.field):  # empty: keep the stored destination (only its masked hint is shown)
-        payload[info.field] = form.text(info.field)
-    data = validate(ChannelUpdate, payload, form)
-    if data is None:
-        return await detail_page(request, session, user, channel, status=422, form=form)
-    base = confirm.link_base(settings)
-    try:
+    channel = await endpoints.get(session, service.KINDS[info.name], user.id, channel_id)
+
+    def payload(form: SubscriptionForm) -> dict[str, Any]:
+        fields: dict[str, Any] = {"description": form.text("description"), "filters": filters_payload(form)}
+        if form.text(info.field):  # empty: keep the stored destination (only its masked hint is shown)
+            fields[info.field] = form.text(info.field)
+        return fields
+
+    async def act(data: ChannelUpdate) -> Response:
+        base = confirm.link_base(settings)
         await service.update_channel(session, settings, channel, data, utcnow(), confirm_base=base)
-    except KamiyoError as exc:
-        service_error(exc, form)
-        return await detail_page(request, session, user, channel, status=exc.status, form=form)
-    return see_other(f"{BASE}/{info.name}/{channel.id}?done=saved")
+        return see_other(f"{BASE}/{info.name}/{channel.id}?done=saved")
+
+    async def show(status: int, form: SubscriptionForm) -> Response:
+        return await detail_page(request, session, user, channel, status=status, form=form)
+
+    return await submit_form(request, user, (info.field, "description"), (ChannelUpdate, payload), act, show)
 
 
-async def _owned(session: SessionDep, user: User, kind: str, channel_id: int) -> AlertChannel:
-    return await service.get_channel(session, user.id, kind_of(kind).name, channel_id)
+async def _load(session: AsyncSession, user: User, path: Mapping[str, Any], channel_id: int) -> AlertChannel:
+    channel: AlertChannel = await endpoints.get(session, service.KINDS[kind_of(path["kind"]).name], user.id, channel_id)
+    return channel
 
 
-async def _guarded(request: Request, session: SessionDep, user: User, channel: AlertChannel) -> Response | None:
-    """The channel page with the reason when the change limit or CSRF refuses this action, else None."""
-    if refused := await guard(request, user):
-        return await detail_page(request, session, user, channel, status=refused[0], action_error=refused[1])
-    return None
-
-
-async def _refused(request: Request, session: SessionDep, user: User, channel: AlertChannel) -> Response | None:
-    if not await csrf_ok(request):
-        return await detail_page(request, session, user, channel, status=403, action_error=CSRF_MESSAGE)
-    return None
-
-
-async def _switch(
-    request: Request, session: SessionDep, settings: Settings, user: User | None, kind: str, channel_id: int, on: bool
-) -> Response:
-    if user is None:
-        return to_login(request)
-    channel = await _owned(session, user, kind, channel_id)
-    if refused := await _refused(request, session, user, channel):
-        return refused
+async def _switch(session: AsyncSession, settings: Settings, channel: AlertChannel, on: bool) -> None:
     await service.update_channel(session, settings, channel, ChannelUpdate(enabled=on), utcnow())
-    return see_other(f"{BASE}/{channel.kind}/{channel.id}?done={'enabled' if on else 'disabled'}")
 
 
-@router.post(BASE + "/{kind}/{channel_id}/enable")
-async def enable(
-    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, kind: str, channel_id: ChannelId
-) -> Response:
-    return await _switch(request, session, settings, user, kind, channel_id, on=True)
-
-
-@router.post(BASE + "/{kind}/{channel_id}/disable")
-async def disable(
-    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, kind: str, channel_id: ChannelId
-) -> Response:
-    return await _switch(request, session, settings, user, kind, channel_id, on=False)
-
-
-@router.post(BASE + "/{kind}/{channel_id}/test")
-async def send_test(
-    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, kind: str, channel_id: ChannelId
-) -> Response:
-    """A test alert now, rendered and sent as `POST /api/v1/{kind}/channels/{id}/test` does."""
-    if user is None:
-        return to_login(request)
-    channel = await _owned(session, user, kind, channel_id)
-    if refused := await _guarded(request, session, user, channel):  # the API limits test sends like webhook changes
-        return refused
-    if channel.confirmed_at is None:
-        return await _unconfirmed(request, session, user, channel)
-    summary = summarise("webhook.test", await delivery.sample_exploit(session), settings.public_url, None)
-    body = orjson.dumps(RENDERERS[channel.kind](summary)).decode()
-    db = get_database(request)
-    _, row = await delivery.send_test(db, settings, ALERTS, channel.id, body, {"kind": channel.kind})
-    return see_other(f"{BASE}/{channel.kind}/{channel.id}?test={row['id']}")
-
-
-@router.post(BASE + "/{kind}/{channel_id}/delete")
-async def delete(
-    request: Request, session: SessionDep, user: OptionalUser, kind: str, channel_id: ChannelId
-) -> Response:
-    if user is None:
-        return to_login(request)
-    channel = await _owned(session, user, kind, channel_id)
-    if refused := await _guarded(request, session, user, channel):
-        return refused
-    await service.delete_channel(session, channel)
-    return see_other(f"{BASE}?done=deleted")
-
-
-@router.post(BASE + "/{kind}/{channel_id}/deliveries/{delivery_id}/replay")
-async def replay(
-    request: Request,
-    session: SessionDep,
-    user: OptionalUser,
-    kind: str,
-    channel_id: ChannelId,
-    delivery_id: DeliveryId,
-) -> Response:
-    if user is None:
-        return to_login(request)
-    channel = await _owned(session, user, kind, channel_id)
-    if refused := await _guarded(request, session, user, channel):  # replays are limited like test sends
-        return refused
-    if channel.confirmed_at is None:
-        return await _unconfirmed(request, session, user, channel)
-    try:
-        await delivery.replay(session, ALERTS, channel.id, delivery_id, utcnow())
-    except KamiyoError as exc:
-        if exc.status == 404:
-            raise
-        return await detail_page(request, session, user, channel, status=exc.status, action_error=exc.message)
-    return see_other(f"{BASE}/{channel.kind}/{channel.id}?replayed={delivery_id}")
-
-
-async def _unconfirmed(request: Request, session: SessionDep, user: User, channel: AlertChannel) -> Response:
-    message = confirm.waiting_message(channel.kind)
-    return await detail_page(
-        request, session, user, channel, status=409, action_error=message[0].upper() + message[1:] + "."
-    )
+PAGES = EndpointPages(
+    path=BASE + "/{kind}/{channel_id}",
+    list_url=BASE,
+    id_name="channel_id",
+    id_doc="Channel id.",
+    delivery_doc="Alert id.",
+    load=_load,
+    kind_of=lambda channel: service.KINDS[channel.kind],
+    url=lambda channel: f"{BASE}/{channel.kind}/{channel.id}",
+    detail=detail_page,
+    switch=_switch,
+)
+add_actions(router, PAGES)
 
 
 @router.post(BASE + "/{kind}/{channel_id}/confirm")
@@ -355,11 +268,10 @@ async def confirm_code(
     request: Request, session: SessionDep, user: OptionalUser, kind: str, channel_id: ChannelId
 ) -> Response:
     """The code the Telegram chat received (or an e-mail link's code), typed on the channel page."""
-    if user is None:
-        return to_login(request)
-    channel = await _owned(session, user, kind, channel_id)
-    if refused := await _guarded(request, session, user, channel):
-        return refused
+    found = await acting_on(request, session, user, PAGES, channel_id)
+    if isinstance(found, Response):
+        return found
+    user, channel = found
     code = str((await request.form()).get("code") or "")[:200]
     try:
         confirmed = await confirm.confirm(session, channel, code, utcnow())
@@ -376,11 +288,10 @@ async def confirm_code(
 async def resend_confirmation(
     request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, kind: str, channel_id: ChannelId
 ) -> Response:
-    if user is None:
-        return to_login(request)
-    channel = await _owned(session, user, kind, channel_id)
-    if refused := await _guarded(request, session, user, channel):
-        return refused
+    found = await acting_on(request, session, user, PAGES, channel_id)
+    if isinstance(found, Response):
+        return found
+    user, channel = found
     try:
         await confirm.resend(session, channel, confirm.link_base(settings), utcnow())
     except KamiyoError as exc:

@@ -1,37 +1,36 @@
 """`/app/webhooks`: the webhook manager (team and enterprise plans).
 
-Thin like the account pages: each form is checked for its CSRF token and the per-user limit on webhook
-changes (the API's 10 a minute), handed to `kamiyo.webhooks.service` / `kamiyo.delivery.service`, and
-answered with a redirect (post/redirect/get) or with the same form and the errors next to their fields.
+The flows every endpoint kind shares (forms, enable/disable, test, delete, replay) are
+`kamiyo.web.endpoint_pages`; here are the webhook's own parts: its pages, its URL field and secret rotation.
 A signing secret is the one thing rendered straight from a POST (creation, rotation): it is shown once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from kamiyo.accounts.deps import OptionalUser, Principal, RateLimited, limit_webhook_mutations
+from kamiyo.accounts.deps import OptionalUser
 from kamiyo.accounts.models import User
-from kamiyo.api_deps import SessionDep, SettingsDep, get_database, row_id
+from kamiyo.api_deps import SessionDep, SettingsDep, row_id
+from kamiyo.config import Settings
+from kamiyo.delivery import endpoints
 from kamiyo.delivery import service as delivery
-from kamiyo.delivery.channels.webhook import render_body
 from kamiyo.delivery.models import UserWebhook
 from kamiyo.delivery.queue import WEBHOOKS
-from kamiyo.errors import KamiyoError
 from kamiyo.kit.timeutil import utcnow
 from kamiyo.tiers import TIERS, get_tier
-from kamiyo.web.account_pages import CSRF_MESSAGE, csrf_ok, see_other, to_login
+from kamiyo.web.account_pages import see_other, to_login
+from kamiyo.web.endpoint_pages import EndpointPages, acting_on, add_actions, submit_form
 from kamiyo.web.render import render_html
 from kamiyo.web.subscription_forms import (
     SubscriptionForm,
     filters_payload,
-    read_form,
-    service_error,
     stored_form,
-    validate,
 )
 from kamiyo.webhooks import service
 from kamiyo.webhooks.schemas import WebhookCreate, WebhookUpdate
@@ -50,17 +49,6 @@ NOTICES = {
 }
 
 
-async def guard(request: Request, user: User) -> tuple[int, str] | None:
-    """CSRF, then the API's limit on webhook changes; (status, message) when the change must not go ahead."""
-    if not await csrf_ok(request):
-        return 403, CSRF_MESSAGE
-    try:
-        await limit_webhook_mutations(request, Principal(user.id, user.email, user.tier, "session"))
-    except RateLimited as exc:
-        return exc.status, exc.message[:1].upper() + exc.message[1:] + "."
-    return None
-
-
 def webhook_plans() -> str:
     """The plans that include webhooks ("Team or Enterprise"), from the tier table."""
     return " or ".join(t.title for t in TIERS.values() if t.webhooks)
@@ -70,7 +58,7 @@ async def list_page(
     request: Request, session: SessionDep, user: User, *, status: int = 200, **context: Any
 ) -> Response:
     now, tier = utcnow(), get_tier(user.tier)
-    hooks = [service.webhook_dict(h, now) for h in await service.list_webhooks(session, user.id)]
+    hooks = [service.webhook_dict(h, now) for h in await endpoints.list_owned(session, UserWebhook, user.id)]
     return render_html(
         request,
         "webhooks.html",
@@ -123,21 +111,19 @@ async def webhooks(request: Request, session: SessionDep, user: OptionalUser, do
 async def create(request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser) -> Response:
     if user is None:
         return to_login(request)
-    form = read_form(await request.form(), TEXT_FIELDS)
-    if refused := await guard(request, user):
-        form.errors["form"] = refused[1]
-        return await list_page(request, session, user, status=refused[0], form=form)
-    payload = {"url": form.text("url"), "description": form.text("description"), "enabled": form.enabled}
-    data = validate(WebhookCreate, payload | {"filters": filters_payload(form)}, form)
-    if data is None:
-        return await list_page(request, session, user, status=422, form=form)
-    now = utcnow()
-    try:
-        hook, secret = await service.create_webhook(session, settings, user.id, user.tier, data, now)
-    except KamiyoError as exc:
-        service_error(exc, form)
-        return await list_page(request, session, user, status=exc.status, form=form)
-    return await detail_page(request, session, user, hook, status=201, secret=secret, created=True)
+
+    def payload(form: SubscriptionForm) -> dict[str, Any]:
+        return {"url": form.text("url"), "description": form.text("description"), "enabled": form.enabled}
+
+    async def act(data: WebhookCreate) -> Response:
+        hook, secret = await service.create_webhook(session, settings, user.id, user.tier, data, utcnow())
+        return await detail_page(request, session, user, hook, status=201, secret=secret, created=True)
+
+    async def show(status: int, form: SubscriptionForm) -> Response:
+        return await list_page(request, session, user, status=status, form=form)
+
+    body = (WebhookCreate, lambda form: payload(form) | {"filters": filters_payload(form)})
+    return await submit_form(request, user, TEXT_FIELDS, body, act, show)
 
 
 @router.get(BASE + "/{webhook_id}")
@@ -153,7 +139,7 @@ async def webhook(
 ) -> Response:
     if user is None:
         return to_login(request)
-    hook = await service.get_webhook(session, user.id, webhook_id)
+    hook = await endpoints.get(session, service.WEBHOOK, user.id, webhook_id)
     notice = NOTICES.get(done)
     if replayed:
         notice = f"Delivery {replayed} will be sent again now, with the same webhook-id. Reload to see the attempt."
@@ -166,110 +152,52 @@ async def edit(
 ) -> Response:
     if user is None:
         return to_login(request)
-    hook = await service.get_webhook(session, user.id, webhook_id)
-    form = read_form(await request.form(), TEXT_FIELDS)
-    if refused := await guard(request, user):
-        form.errors["form"] = refused[1]
-        return await detail_page(request, session, user, hook, status=refused[0], form=form)
-    payload = {"url": form.text("url"), "description": form.text("description"), "filters": filters_payload(form)}
-    data = validate(WebhookUpdate, payload, form)
-    if data is None:
-        return await detail_page(request, session, user, hook, status=422, form=form)
-    try:
+    hook = await endpoints.get(session, service.WEBHOOK, user.id, webhook_id)
+
+    def payload(form: SubscriptionForm) -> dict[str, Any]:
+        return {"url": form.text("url"), "description": form.text("description"), "filters": filters_payload(form)}
+
+    async def act(data: WebhookUpdate) -> Response:
         await service.update_webhook(session, settings, hook, data, utcnow())
-    except KamiyoError as exc:
-        service_error(exc, form)
+        return see_other(f"{BASE}/{hook.id}?done=saved")
+
+    async def show(status: int, form: SubscriptionForm) -> Response:
         await session.refresh(hook)  # the page shows what is stored, the form what was typed
-        return await detail_page(request, session, user, hook, status=exc.status, form=form)
-    return see_other(f"{BASE}/{hook.id}?done=saved")
+        return await detail_page(request, session, user, hook, status=status, form=form)
+
+    return await submit_form(request, user, TEXT_FIELDS, (WebhookUpdate, payload), act, show)
 
 
-async def _action_refused(request: Request, session: SessionDep, user: User, hook: UserWebhook) -> Response | None:
-    if refused := await guard(request, user):
-        return await detail_page(request, session, user, hook, status=refused[0], action_error=refused[1])
-    return None
+async def _load(session: AsyncSession, user: User, _path: Mapping[str, Any], webhook_id: int) -> UserWebhook:
+    hook: UserWebhook = await endpoints.get(session, service.WEBHOOK, user.id, webhook_id)
+    return hook
 
 
-async def _acting_on(
-    request: Request, session: SessionDep, user: User | None, webhook_id: int
-) -> UserWebhook | Response:
-    """The user's endpoint an action is for, or the answer instead: the login page, or the refused action."""
-    if user is None:
-        return to_login(request)
-    hook = await service.get_webhook(session, user.id, webhook_id)
-    return await _action_refused(request, session, user, hook) or hook
-
-
-async def _switch(
-    request: Request, session: SessionDep, settings: SettingsDep, user: User | None, webhook_id: int, on: bool
-) -> Response:
-    hook = await _acting_on(request, session, user, webhook_id)
-    if isinstance(hook, Response):
-        return hook
+async def _switch(session: AsyncSession, settings: Settings, hook: UserWebhook, on: bool) -> None:
     await service.update_webhook(session, settings, hook, WebhookUpdate(enabled=on), utcnow())
-    return see_other(f"{BASE}/{hook.id}?done={'enabled' if on else 'disabled'}")
 
 
-@router.post(BASE + "/{webhook_id}/enable")
-async def enable(
-    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, webhook_id: WebhookId
-) -> Response:
-    return await _switch(request, session, settings, user, webhook_id, on=True)
-
-
-@router.post(BASE + "/{webhook_id}/disable")
-async def disable(
-    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, webhook_id: WebhookId
-) -> Response:
-    return await _switch(request, session, settings, user, webhook_id, on=False)
-
-
-@router.post(BASE + "/{webhook_id}/test")
-async def send_test(
-    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, webhook_id: WebhookId
-) -> Response:
-    """A signed `webhook.test` now, as `POST /api/v1/user-webhooks/{id}/test` sends it; the log shows the outcome."""
-    hook = await _acting_on(request, session, user, webhook_id)
-    if isinstance(hook, Response):
-        return hook
-    body = render_body("webhook.test", await delivery.sample_exploit(session), utcnow())
-    _, row = await delivery.send_test(get_database(request), settings, WEBHOOKS, hook.id, body, {})
-    return see_other(f"{BASE}/{hook.id}?test={row['id']}")
+PAGES = EndpointPages(
+    path=BASE + "/{webhook_id}",
+    list_url=BASE,
+    id_name="webhook_id",
+    id_doc="Endpoint id.",
+    delivery_doc="Delivery id.",
+    load=_load,
+    kind_of=lambda _hook: service.WEBHOOK,
+    url=lambda hook: f"{BASE}/{hook.id}",
+    detail=detail_page,
+    switch=_switch,
+)
+add_actions(router, PAGES)
 
 
 @router.post(BASE + "/{webhook_id}/rotate")
 async def rotate(
     request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, webhook_id: WebhookId
 ) -> Response:
-    hook = await _acting_on(request, session, user, webhook_id)
-    if isinstance(hook, Response):
-        return hook
-    secret = await service.rotate_secret(session, settings, hook, utcnow())
-    assert user is not None  # _acting_on answered for anonymous requests
-    return await detail_page(request, session, user, hook, secret=secret, rotated=True)
-
-
-@router.post(BASE + "/{webhook_id}/delete")
-async def delete(request: Request, session: SessionDep, user: OptionalUser, webhook_id: WebhookId) -> Response:
-    hook = await _acting_on(request, session, user, webhook_id)
-    if isinstance(hook, Response):
-        return hook
-    await service.delete_webhook(session, hook)
-    return see_other(f"{BASE}?done=deleted")
-
-
-@router.post(BASE + "/{webhook_id}/deliveries/{delivery_id}/replay")
-async def replay(
-    request: Request, session: SessionDep, user: OptionalUser, webhook_id: WebhookId, delivery_id: DeliveryId
-) -> Response:
-    hook = await _acting_on(request, session, user, webhook_id)
-    if isinstance(hook, Response):
-        return hook
-    try:
-        await delivery.replay(session, WEBHOOKS, hook.id, delivery_id, utcnow())
-    except KamiyoError as exc:
-        if exc.status == 404:
-            raise
-        assert user is not None  # _acting_on answered for anonymous requests
-        return await detail_page(request, session, user, hook, status=exc.status, action_error=exc.message)
-    return see_other(f"{BASE}/{hook.id}?replayed={delivery_id}")
+    found = await acting_on(request, session, user, PAGES, webhook_id)
+    if isinstance(found, Response):
+        return found
+    secret = await service.rotate_secret(session, settings, found[1], utcnow())
+    return await detail_page(request, session, found[0], found[1], secret=secret, rotated=True)

@@ -1,4 +1,4 @@
-"""API shapes of webhook endpoints and their delivery log (CONTRACT §5)."""
+"""API shapes of webhook endpoints (CONTRACT §5); their delivery log's are `kamiyo.delivery.schemas`."""
 
 from __future__ import annotations
 
@@ -63,42 +63,3 @@ class SecretOut(BaseModel):
     id: int
     secret: str = Field(description="The new `whsec_…` secret. The old one keeps signing beside it for 24 h.")
     previous_secret_expires_at: datetime
-
-
-class DeliveryOut(BaseModel):
-    id: int
-    message_id: str = Field(description="The `webhook-id` header: the same on every attempt of this delivery.")
-    event_type: str
-    exploit_id: int | None
-    status: str = Field(description="pending | succeeded | failed")
-    attempts: int
-    next_attempt_at: datetime | None
-    response_status: int | None
-    latency_ms: float | None
-    error: str | None
-    created_at: datetime
-    delivered_at: datetime | None
-
-
-class AttemptOut(BaseModel):
-    attempt: int
-    started_at: datetime
-    response_status: int | None
-    latency_ms: float | None
-    response_excerpt: str | None
-    error: str | None
-
-
-class DeliveryDetail(DeliveryOut):
-    attempts_log: list[AttemptOut]
-
-
-class DeliveryPage(BaseModel):
-    data: list[DeliveryOut]
-    has_more: bool
-    next_cursor: str | None = Field(description="Pass as `cursor` for older deliveries.")
-
-
-class TestOutcome(BaseModel):
-    success: bool
-    delivery: DeliveryOut
