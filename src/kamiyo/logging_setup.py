@@ -172,7 +172,7 @@ def configure_logging(level: str = "INFO", *, json_logs: bool | None = None, str
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access", "httpx", "aiosqlite", "alembic.runtime.migration"):
+    for noisy in ("uvicorn.access", "httpx", "aiosqlite", "alembic.runtime"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
