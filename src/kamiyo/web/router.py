@@ -136,7 +136,7 @@ async def exploit_detail(
         request,
         "exploit.html",
         user=user,
-        title=f"{exploit['protocol']} exploit · Kamiyo",
+        title=f"{exploit['name'] or exploit['protocol']} exploit · Kamiyo",
         exploit=exploit,
         chain=chain,
         addresses=addresses,
@@ -149,7 +149,7 @@ async def exploit_detail(
 @dataclass(slots=True)
 class Event:
     at: datetime
-    kind: str  # incident | report | seen
+    kind: str  # incident | report | seen-report (its report time unknown) | seen
     what: str
     source: dict[str, Any] | None = None
     after_s: float = 0.0
@@ -158,7 +158,11 @@ class Event:
 def _timeline(exploit: dict[str, Any]) -> list[Event]:
     """The incident, each source's report and when Kamiyo learned of it, in time order."""
     events = [Event(moment(exploit["timestamp"]) or utcnow(), "incident", "Incident")]
-    events += [Event(moment(r["reported_at"]) or utcnow(), "report", "Reported", r) for r in exploit["sources"]]
+    for r in exploit["sources"]:  # a report whose own time is not known (backfilled history) is placed when seen
+        reported = moment(r["reported_at"])
+        events.append(
+            Event(reported or moment(r["seen_at"]) or utcnow(), "report" if reported else "seen-report", "", r)
+        )
     events.append(Event(moment(exploit["first_seen_at"]) or utcnow(), "seen", "First seen by Kamiyo"))
     for event in events:
         event.after_s = (event.at - events[0].at).total_seconds()
