@@ -3,7 +3,7 @@
 Rebuilds the text search (SQLite FTS5 `exploits_fts` and its triggers, the PostgreSQL GIN index) over protocol,
 description, `name` and `aliases`, re-indexing the stored rows. Adds `exploit_chains` (each record's chains
 other than its primary one), filled from the stored `chains` and kept by triggers on `exploits` from then on,
-and a partial index for the `target_type` filter.
+and a partial index of typed records for the `target_type` filter.
 
 Revision ID: facets
 Revises: enrich
@@ -103,8 +103,8 @@ def upgrade() -> None:
         "ix_exploits_target_type_timestamp",
         "exploits",
         ["target_type", "timestamp", "id", "amount_sort"],
-        sqlite_where=sa.text("is_test = 0"),
-        postgresql_where=sa.text("is_test = false"),
+        sqlite_where=sa.text("is_test = 0 AND target_type IS NOT NULL"),
+        postgresql_where=sa.text("is_test = false AND target_type IS NOT NULL"),
     )
     if sqlite:
         _drop_sqlite_fts()
