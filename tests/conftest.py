@@ -77,7 +77,7 @@ def postgres_template(postgres_admin: str) -> str:
 
 
 def _fresh_sqlite(template: Path, tmp_path: Path, seeded: bool) -> str:
-    path = tmp_path / "kamiyo.db"
+    path = tmp_path / ("kamiyo.db" if seeded else "empty.db")  # a test may want both: two files
     if seeded:
         shutil.copyfile(template, path)
         url = f"sqlite:///{path}"

@@ -207,6 +207,34 @@ async def _seed_with_llama(url: str) -> None:
     await db.dispose()
 
 
+RICH_TX = "0x" + "4b" * 32
+SOLANA_TX = "2zCz2GgSoSS68eNJENWrYB48dMM1zmH8SZkgYneVDv2G4gRsVfwu5rNXtK5BKFxn7fSqX9BvrBc1rdPAeBEcD6Es"
+
+
+def _rich_reports() -> list[Report]:
+    """One multi-chain bridge incident told by two sources under two names (one tx), with every further fact."""
+    day = datetime(2021, 9, 9, tzinfo=UTC)
+    return [
+        _report(
+            "slowmist", "meteor-2021", "Meteor Bridge", day, chain="ethereum", amount_usd=26_000_000.0,
+            tx_hash=RICH_TX, chains=("ethereum", "solana"), technique="Signature verification bypass",
+            classification="Infrastructure", target_type="bridge", tx_hashes=(RICH_TX, SOLANA_TX),
+            references=("https://example.org/meteor-pm",),
+        ),
+        _report(
+            "rekt", "meteorite-2021", "Meteorite", day, chain="ethereum", tx_hash=RICH_TX,
+            attack_contracts=("0x" + "11" * 20,), vulnerable_contracts=("0x" + "22" * 20,),
+        ),
+    ]  # fmt: skip
+
+
+async def _seed_rich(url: str) -> None:
+    db = Database(url)
+    async with db.session() as session:
+        await store_reports(session, _rich_reports())
+    await db.dispose()
+
+
 async def _counts(url: str) -> tuple[int, int]:
     db = Database(url)
     async with db.session() as session:
@@ -221,7 +249,15 @@ async def test_export_then_import_changes_nothing_and_rebuilds_the_same_records(
     db_url: str, empty_db_url: str, tmp_path: Path, suffix: str
 ) -> None:
     await _seed_with_llama(db_url)
+    await _seed_rich(db_url)
     before, counts = await _records(db_url), await _counts(db_url)
+    rich = [dict(facts) for facts, _ in before if dict(facts)["target_type"] == "bridge"]
+    assert len(rich) == 1 and rich[0]["technique"] == "Signature verification bypass"
+    assert "solana" in rich[0]["chains"] and "ethereum" in rich[0]["chains"] and SOLANA_TX in rich[0]["tx_hashes"]
+    assert "0x" + "11" * 20 in rich[0]["attack_contracts"] and "example.org/meteor-pm" in rich[0]["links"]
+    assert (
+        "Meteorite" in rich[0]["name"] + rich[0]["aliases"] and "Meteor Bridge" in rich[0]["name"] + rich[0]["aliases"]
+    )
     exported = await _export_file(db_url, tmp_path / f"export{suffix}")
     await _import(db_url, exported)
     assert await _counts(db_url) == counts

@@ -39,7 +39,7 @@ async def _agrees_with_api(mcp: Client, api: httpx.AsyncClient) -> None:
     assert set(tools) == TOOLS
     search = tools["search_exploits"].input_schema["properties"]
     assert {"chain", "protocol", "category", "min_amount", "max_amount", "since", "until", "source", "q"} <= set(search)
-    assert {"sort", "page", "page_size", "cursor"} <= set(search)
+    assert {"sort", "page", "page_size", "cursor", "target_type"} <= set(search)
     assert search["page_size"]["maximum"] == 500 and "-amount_usd" in json.dumps(search["sort"])
     assert "ethereum" in json.dumps(search["chain"]) and "flash_loan" in json.dumps(search["category"])  # enums
     assert tools["get_exploit"].input_schema["required"] == ["ref"]
@@ -76,6 +76,10 @@ async def _agrees_with_api(mcp: Client, api: httpx.AsyncClient) -> None:
     assert _json(missing)["error"]["code"] == "not_found"
     bad_chain = await mcp.call_tool("search_exploits", {"chain": ["notachain"]})
     assert bad_chain.is_error and _json(bad_chain) == (await api.get("/api/v1/exploits?chain=notachain")).json()
+    bad_target = await mcp.call_tool("search_exploits", {"target_type": ["<b>"]})
+    assert bad_target.is_error and _json(bad_target) == (await api.get("/api/v1/exploits?target_type=%3Cb%3E")).json()
+    typed = _json(await mcp.call_tool("search_exploits", {"target_type": ["bridge", "cefi"], "chain": ["ethereum"]}))
+    assert typed == (await api.get("/api/v1/exploits?target_type=bridge,cefi&chain=ethereum")).json()
     bad_range = await mcp.call_tool("search_exploits", {"min_amount": 10, "max_amount": 5})
     assert bad_range.is_error and _json(bad_range)["error"]["code"] == "invalid"
     too_big = await mcp.call_tool("search_exploits", {"page_size": 501})

@@ -154,10 +154,10 @@ async def test_csv_with_invalid_filter_is_422_text(client: httpx.AsyncClient) ->
 async def test_exploit_page_shows_facts_reports_timeline_and_explorer_links(client: httpx.AsyncClient) -> None:
     exploit = (await client.get("/exploits?sort=-amount_usd&chain=ethereum&page_size=1")).json()["data"][0]
     html = (await client.get(f"/app/exploits/{exploit['id']}")).text
-    assert _title(html) == f"{exploit['protocol']} exploit · Kamiyo"
+    assert _title(html) == f"{exploit['name']} exploit · Kamiyo"
     text = _text(html)
     assert f"${exploit['amount_usd']:,.0f}" in text
-    assert "Reported by DeFiHackLabs" in text and "First seen by Kamiyo" in text
+    assert re.search(r"(Reported by|Seen in) DeFiHackLabs", text) and "First seen by Kamiyo" in text
     for report in exploit["sources"]:
         assert f'href="{report["url"]}"' in html
     if exploit["tx_hash"]:
@@ -171,7 +171,7 @@ async def test_exploit_page_is_found_by_transaction_hash_too(client: httpx.Async
     exploit = (await client.get("/exploits?chain=bsc&page_size=1")).json()["data"][0]
     assert exploit["tx_hash"]
     response = await client.get(f"/app/exploits/{exploit['tx_hash'].upper().replace('0X', '0x')}")
-    assert response.status_code == 200 and f"<h1>{exploit['protocol']}</h1>" in response.text
+    assert response.status_code == 200 and f"<h1>{exploit['name']}</h1>" in response.text
 
 
 async def test_unknown_exploit_is_an_html_404_while_api_paths_keep_json(client: httpx.AsyncClient) -> None:
@@ -265,3 +265,35 @@ async def test_exploit_page_times_only_reports_with_a_known_time(client: httpx.A
     assert "2 h after the incident" in timeline and timeline.count("after the incident") == 2  # rekt, first seen
     assert timeline.rstrip().endswith("Report time not known (backfilled history) Reported by DeFiLlama Hacks")
     assert "2026-11-01 10:00 UTC" in reports and "unknown" in reports
+
+
+async def test_exploit_page_shows_every_record_fact(client: httpx.AsyncClient, database: Database) -> None:
+    from tests.exploits.test_record_facts import LINK, PORTAL_TX, _store, _wormhole
+
+    await _store(database, _wormhole())
+    exploit = (await client.get("/exploits?q=portal")).json()["data"][0]
+    html = (await client.get(f"/app/exploits/{exploit['id']}")).text
+    text = _text(html)
+    assert f"<h1>{exploit['name']}</h1>" in html and f"Also known as {', '.join(exploit['aliases'])}" in text
+    assert re.search(r"Chains Solana \(primary\) ?, Ethereum", text) and 'href="/app/exploits?chain=ethereum"' in html
+    assert "Target Bridge" in text and 'href="/app/exploits?target_type=bridge"' in html
+    assert "Technique Signature verification bypass" in text and "Classification Infrastructure" in text
+    assert "day as the sources state it" in text and "Stated in USD by a source" in text
+    assert f'href="https://solscan.io/tx/{PORTAL_TX}"' in html  # a Solana signature on Solana's explorer
+    assert (
+        "Attack contracts" in text
+        and 'href="https://solscan.io/account/CxegPrfn2ge5dNiQberUrQJkHCcimeR4VXkeawcFBBka"' in html
+    )
+    assert f'href="{LINK}"' in html
+
+
+async def test_explorer_filters_by_target_type_and_any_chain(client: httpx.AsyncClient, database: Database) -> None:
+    from tests.exploits.test_record_facts import _store, _wormhole
+
+    await _store(database, _wormhole())
+    html = (await client.get("/app/exploits?target_type=bridge&chain=ethereum")).text
+    api = (await client.get("/exploits?target_type=bridge&chain=ethereum")).json()
+    assert api["total"] >= 1 and _row_links(html) == [e["id"] for e in api["data"]]
+    assert '<option value="bridge" selected>' in html and "Solana +1" in _text(html)  # its other chain, counted
+    bad = await client.get("/app/exploits?target_type=%3Cb%3E")
+    assert bad.status_code == 200 and "Not a target type" in _text(bad.text) and "<b>" not in bad.text

@@ -39,7 +39,10 @@ APPENDED = frozenset({"id", "exploit_id", "updated_at", "first_seen_at", "seen_a
 LIVE_INDEXES = frozenset({"ix_reports_source_exploit"})
 LOADED_TABLES = ("exploits", "reports", "exploit_merge_keys")
 FTS_TRIGGER = "exploits_fts_ai"
-FTS_FILL = "INSERT INTO exploits_fts(rowid, protocol, description) SELECT id, protocol, description FROM exploits "
+FTS_FILL = (  # the columns of exploits_fts (migration "facets")
+    "INSERT INTO exploits_fts(rowid, protocol, description, name, aliases) "
+    "SELECT id, protocol, description, name, aliases FROM exploits "
+)
 # Derived facts written as they come from `derive` (lists and objects as JSON), in this order.
 LATER_FACTS = (
     "name", "aliases", "chains", "tx_hashes", "technique", "classification", "target_type", "attack_contracts",

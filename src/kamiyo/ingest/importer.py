@@ -144,7 +144,40 @@ def _own_facts(entry: dict[str, Any], facts: dict[str, Any]) -> dict[str, Any]:
             own[target] = _float(entry, key)
     if "amount_text" in entry:
         own["amount_text"] = str(entry["amount_text"])[:500] if entry["amount_text"] else None
+    if isinstance(entry.get("details"), dict):
+        own.update(_details(entry["details"]))
     return own
+
+
+def _strings(value: Any, limit: int = 200) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else []
+    return tuple(dict.fromkeys(str(v).strip()[:limit] for v in items[:100] if isinstance(v, str) and v.strip()))
+
+
+def _text(value: Any, limit: int) -> str | None:
+    return str(value).strip()[:limit] or None if isinstance(value, str) else None
+
+
+def _details(details: dict[str, Any]) -> dict[str, Any]:
+    """An exported source's further facts (`sources[].details`) as Report fields, normalised again (an import
+    file is input like any other): unknown chains and malformed hashes are left out."""
+    chains = tuple(dict.fromkeys(c for c in map(_chain, _strings(details.get("chains"), 64)) if c))
+    hashes = (normalise_tx_hash(tx) for tx in _strings(details.get("tx_hashes"), 128))  # any chain of `chains`
+    fork = details.get("fork_block")
+    fork_block = None
+    if isinstance(fork, list) and len(fork) == 2 and isinstance(fork[1], int) and (fork_chain := _chain(fork[0])):
+        fork_block = (fork_chain, fork[1])
+    return {
+        "chains": chains,
+        "tx_hashes": tuple(dict.fromkeys(h for h in hashes if h)),
+        "technique": _text(details.get("technique"), 200),
+        "classification": _text(details.get("classification"), 200),
+        "target_type": _text(details.get("target_type"), 32),
+        "attack_contracts": _strings(details.get("attack_contracts"), 128),
+        "vulnerable_contracts": _strings(details.get("vulnerable_contracts"), 128),
+        "references": _strings(details.get("links"), 1000),
+        "fork_block": fork_block,
+    }
 
 
 def row_to_reports(row: dict[str, Any], incident: str | None = None) -> list[Report]:

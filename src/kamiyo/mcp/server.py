@@ -67,7 +67,9 @@ def build_server(db: Database) -> MCPServer:
 
     @server.tool(annotations=READ_ONLY)
     async def search_exploits(
-        chain: Annotated[list[Chain] | None, Field(description=f"Any of these chains. {CHAIN_DOC}")] = None,
+        chain: Annotated[
+            list[Chain] | None, Field(description=f"Any of these chains (any chain an incident hit). {CHAIN_DOC}")
+        ] = None,
         protocol: Annotated[str | None, Field(max_length=200, description="Exact protocol name, any case.")] = None,
         category: Annotated[
             list[Category] | None, Field(description=f"Any of these categories. {CATEGORY_DOC}")
@@ -85,6 +87,10 @@ def build_server(db: Database) -> MCPServer:
         q: Annotated[
             str | None,
             Field(max_length=200, description="Words that start words of the incident's names or description."),
+        ] = None,
+        target_type: Annotated[
+            list[str] | None,
+            Field(max_length=20, description="Any of these target types: `defi`, `cefi`, `bridge`, ..."),
         ] = None,
         sort: Annotated[SortKey, Field(description="Order; unknown USD amounts sort as smallest.")] = "-timestamp",
         page: Annotated[int, Field(ge=1, le=100_000, description="Page number from 1.")] = 1,
@@ -106,6 +112,7 @@ def build_server(db: Database) -> MCPServer:
                 until=until,
                 source=source,
                 q=q,
+                target_type=target_type,
             )
             return await service.list_exploits(
                 session, filters, sort=sort, page=page, page_size=page_size, cursor=cursor

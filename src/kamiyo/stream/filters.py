@@ -19,7 +19,9 @@ def _words(text: str) -> list[str]:
 
 def matches(filters: ExploitFilters, exploit: dict[str, Any]) -> bool:
     """Same meaning as the SQL conditions of `GET /exploits` (see ExploitFilters.conditions)."""
-    if filters.chains and exploit.get("chain") not in filters.chains:
+    if filters.chains and not {exploit.get("chain"), *(exploit.get("chains") or ())} & set(filters.chains):
+        return False
+    if filters.target_types and exploit.get("target_type") not in filters.target_types:
         return False
     if filters.categories and exploit.get("category") not in filters.categories:
         return False
@@ -38,7 +40,8 @@ def matches(filters: ExploitFilters, exploit: dict[str, Any]) -> bool:
         return False
     if filters.q:
         wanted = search_words(filters.q)
-        have = _words(f"{exploit.get('protocol') or ''} {exploit.get('description') or ''}")
+        names = [exploit.get("protocol"), exploit.get("name"), *(exploit.get("aliases") or ())]
+        have = _words(" ".join(str(v) for v in [*names, exploit.get("description")] if v))
         if not wanted or not all(any(h.startswith(w) for h in have) for w in wanted):
             return False
     return True

@@ -216,3 +216,10 @@ CATEGORIES: dict[str, Category] = {
         Category("other", "Other", "Not classified, or none of the above."),
     )
 }
+
+# What was attacked (`target_type`), as the pages name the common ones; the API accepts any such slug.
+TARGET_TYPES: dict[str, str] = {
+    "defi": "DeFi protocol",
+    "bridge": "Bridge",
+    "cefi": "Exchange or custodian (CeFi)",
+}

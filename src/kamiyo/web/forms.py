@@ -23,7 +23,7 @@ from kamiyo.exploits.router import exploit_filters
 PAGE_SIZES = (25, 50, 100)
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE = 100_000
-LIST_FIELDS = ("chain", "category")
+LIST_FIELDS = ("chain", "category", "target_type")
 
 
 @dataclass(slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -16,7 +17,7 @@ from kamiyo import __version__
 from kamiyo.accounts.csrf import csrf_token
 from kamiyo.kit.timeutil import as_utc, utcnow
 from kamiyo.sources import REGISTRY
-from kamiyo.vocabulary.taxonomy import CATEGORIES, CHAINS
+from kamiyo.vocabulary.taxonomy import CATEGORIES, CHAINS, TARGET_TYPES, Chain
 
 HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static"
@@ -112,6 +113,29 @@ def short_hash(value: str | None, keep: int = 8) -> str:
     return value if len(value) <= 2 * keep + 3 else f"{value[: keep + 2]}…{value[-keep:]}"
 
 
+_BASE58 = "[1-9A-HJ-NP-Za-km-z]"
+_FORMS = {  # (family, kind) -> what an explorer URL may carry
+    ("evm", "address"): re.compile(r"0x[0-9a-fA-F]{40}"),
+    ("evm", "tx"): re.compile(r"0x[0-9a-fA-F]{64}"),
+    ("solana", "address"): re.compile(_BASE58 + "{32,44}"),
+    ("solana", "tx"): re.compile(_BASE58 + "{64,88}"),
+}
+_PLAIN_ID = re.compile(r"[0-9A-Za-z]{16,128}")
+
+
+def linkable(value: str | None, kind: str, chain: Chain | None) -> bool:
+    """Whether `value` may go into the chain's explorer URL: it has the form of an address or transaction of the
+    chain's family (another chain's hash or a stray path or query is shown, not linked)."""
+    if not value or chain is None or not chain.explorer:
+        return False
+    form = _FORMS.get((chain.family, "tx" if kind == "tx" else "address"), _PLAIN_ID)
+    return bool(form.fullmatch(value))
+
+
+def target_name(slug: str | None) -> str:
+    return TARGET_TYPES.get(slug or "", slug or "not stated")
+
+
 @cache
 def asset_version(name: str) -> str:
     """Content hash of a static file: its URL changes when it does, so it can be cached for a year."""
@@ -142,7 +166,9 @@ def environment() -> Environment:
         category_name=category_name,
         short_hash=short_hash,
         source_title=source_title,
+        target_name=target_name,
     )
+    env.tests.update(linkable=linkable)
     env.globals.update(
         static_url=static_url,
         csrf_token=csrf_token,
@@ -150,6 +176,7 @@ def environment() -> Environment:
         version=__version__,
         CHAINS=CHAINS,
         CATEGORIES=CATEGORIES,
+        TARGET_TYPES=TARGET_TYPES,
     )
     return env
 

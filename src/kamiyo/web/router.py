@@ -136,7 +136,7 @@ async def exploit_detail(
         request,
         "exploit.html",
         user=user,
-        title=f"{exploit['protocol']} exploit · Kamiyo",
+        title=f"{exploit['name'] or exploit['protocol']} exploit · Kamiyo",
         exploit=exploit,
         chain=chain,
         addresses=addresses,
