@@ -40,7 +40,8 @@ def _accepts(sub: Subscription, exploit: dict[str, object]) -> bool:
     amount = exploit["amount_usd"]
     if sub.min_amount_usd and (amount is None or amount < sub.min_amount_usd):  # type: ignore[operator]
         return False
-    if sub.chains and exploit["chain"] not in sub.chains:
+    hit = {exploit["chain"], *exploit.get("chains", ())}  # type: ignore[misc]
+    if sub.chains and not hit & set(sub.chains):  # any chain the incident hit, primary or not
         return False
     if sub.protocols and protocol_key(str(exploit["protocol"])) not in sub.protocols:
         return False
@@ -52,8 +53,10 @@ def test_index_matches_exactly_what_the_filters_say() -> None:
     subs = _random_subscriptions(rng, 3000)
     index = SubscriptionIndex(subs)
     for _ in range(300):
+        chain = rng.choice([*CHAIN_LIST, "solana"])
         exploit = {
-            "chain": rng.choice([*CHAIN_LIST, "solana"]),
+            "chain": chain,
+            "chains": [chain, *rng.sample(CHAIN_LIST, rng.choice([0, 0, 1, 2]))],
             "protocol": rng.choice([*PROTOCOLS, "Other"]).upper(),
             "category": rng.choice(CATEGORY_LIST),
             "amount_usd": rng.choice([None, 0.0, 5e4, 1e6, rng.uniform(0, 3e7)]),

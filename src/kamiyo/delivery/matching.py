@@ -9,7 +9,9 @@ four Python big integers (microseconds at 100,000 subscriptions), then the set b
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -89,8 +91,10 @@ class SubscriptionIndex:
         amount = exploit.get("amount_usd")
         # An unknown loss passes only subscriptions without a minimum.
         mask = (1 << bisect.bisect_right(self.thresholds, amount if amount is not None else 0.0)) - 1
+        chains = {str(exploit.get("chain") or ""), *(str(c) for c in exploit.get("chains") or ())}
+        by_chain = self._masks["chains"]  # a chain filter accepts an incident that hit that chain, primary or not
+        mask &= functools.reduce(operator.or_, (by_chain.get(c, self._any["chains"]) for c in chains))
         values = {
-            "chains": str(exploit.get("chain") or ""),
             "protocols": protocol_key(str(exploit.get("protocol") or "")),
             "categories": str(exploit.get("category") or ""),
         }
