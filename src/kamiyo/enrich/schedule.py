@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kamiyo.config import Settings
 from kamiyo.db import Database
-from kamiyo.enrich.onchain import evm_rpc_urls, verify_pending
+from kamiyo.enrich.evm_rpc import evm_rpc_urls
+from kamiyo.enrich.onchain import verify_pending
 from kamiyo.enrich.prices import price_pending
 from kamiyo.enrich.refresh import refresh_labels
 from kamiyo.ingest.runner import leadership
