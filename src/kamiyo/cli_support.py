@@ -55,7 +55,7 @@ def upgrade_database(url: str) -> int | None:
     changed (the count of changed records; None when nothing had changed): how every command brings a
     database up to date, so no deployment serves records derived by older rules."""
     from kamiyo import migrations
-    from kamiyo.ingest.store import refresh_records
+    from kamiyo.ingest.refresh import refresh_records
 
     migrations.upgrade(url)
     return run(with_session(refresh_records, url))
