@@ -50,6 +50,14 @@ VIEWS = {
 
 
 def upgrade() -> None:
+    _exploits()
+    _reports()
+    _events_and_summaries()
+    _meta_sources_and_search()
+
+
+def _exploits() -> None:
+    """The record table and its indexes (public rows only for the listing ones)."""
     op.create_table(
         "exploits",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
@@ -88,6 +96,9 @@ def upgrade() -> None:
     op.create_index("ix_exploits_tx_hash", "exploits", ["tx_hash"])
     op.create_index("ix_exploits_updated_at", "exploits", ["updated_at"])
 
+
+def _reports() -> None:
+    """One row per source's report of an incident."""
     op.create_table(
         "reports",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
@@ -119,6 +130,9 @@ def upgrade() -> None:
     op.create_index("ix_reports_source_exploit", "reports", ["source", "exploit_id"])
     op.create_index("ix_reports_tx_hash", "reports", ["tx_hash"])
 
+
+def _events_and_summaries() -> None:
+    """Events for delivery and the daily summaries."""
     op.create_table(
         "exploit_events",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
@@ -154,6 +168,9 @@ def upgrade() -> None:
         sa.Column("recovered_usd", sa.Float, nullable=False),
     )
 
+
+def _meta_sources_and_search() -> None:
+    """The data version, the sources table, full-text search and the views."""
     meta = op.create_table(
         "kamiyo_meta",
         sa.Column("key", sa.String(64), primary_key=True),

@@ -77,6 +77,13 @@ def _delivery_columns(table: str) -> list[sa.Column]:  # type: ignore[type-arg]
 
 
 def upgrade() -> None:
+    _endpoints()
+    _deliveries()
+    _state()
+
+
+def _endpoints() -> None:
+    """Where users receive events: webhooks and alert channels."""
     op.create_table(
         "user_webhooks",
         *_subscription_columns("user_webhooks"),
@@ -95,6 +102,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_alert_channels_user_kind", "alert_channels", ["user_id", "kind"])
 
+
+def _deliveries() -> None:
+    """One row per delivery to make, and each attempt at a webhook delivery."""
     op.create_table(
         "webhook_deliveries",
         *_delivery_columns("webhook_deliveries"),
@@ -148,6 +158,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_webhook_attempts_delivery_id", "webhook_attempts", ["delivery_id"])
 
+
+def _state() -> None:
+    """The subscriptions version workers compare, and on PostgreSQL a NOTIFY for every new event."""
     state = op.create_table(
         "delivery_state",
         sa.Column("name", sa.String(64), primary_key=True),
