@@ -8,6 +8,7 @@
   refused as invalid or not allowed (400/403/409/422) gives its count back. `limit_webhook_mutations` is the
   bare count, for callers that are not dependencies.
 - `Depends(require_feature("live_stream"))`: 403 unless the user's tier includes the feature.
+- `Depends(per_user_limit(name, rate))`: a per-user rate limit (exports, submissions, webhook changes).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
+from limits import RateLimitItem
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.accounts import service, sessions
@@ -154,21 +156,42 @@ CurrentUser = Annotated[User, Depends(current_user)]
 OptionalUser = Annotated[User | None, Depends(optional_user)]
 
 
-async def limit_webhook_mutations(request: Request, principal: PrincipalDep) -> Window | None:
-    """Count one webhook or channel change against the user's 10 a minute (429 with Retry-After beyond).
+def _per(rate: RateLimitItem) -> str:
+    """'a minute', 'an hour', 'every 5 minutes': the window of a rate, for a message."""
+    unit = rate.GRANULARITY.name
+    if rate.multiples != 1:
+        return f"every {rate.multiples} {unit}s"
+    return f"{'an' if unit == 'hour' else 'a'} {unit}"
 
-    Counted first, with one atomic increment, so concurrent changes cannot all pass a check made before
-    any of them was counted. The window counted in, or None when rate limits are off."""
-    if not request.app.state.settings.rate_limits_enabled:
-        return None
-    window = await get_limiter(request).hit("webhook-mutations", str(principal.user_id), WEBHOOK_MUTATION_RATE)
-    if not window.allowed:
-        raise RateLimited(
-            f"at most {window.limit} webhook changes a minute; retry in {window.retry_after()}s",
-            details={"limit": window.limit, "reset": window.reset},
-            headers=window.headers(),
-        )
-    return window
+
+def per_user_limit(
+    name: str, rate: RateLimitItem | Callable[[], RateLimitItem], what: str | None = None
+) -> Callable[[Request, Principal], Awaitable[Window | None]]:
+    """A dependency counting one request against the user's `rate` of `name` (429 with Retry-After beyond).
+
+    Counted first, with one atomic increment, so concurrent requests cannot all pass a check made before
+    any of them was counted. It returns the window counted in, or None when rate limits are off. `rate` may be
+    a function, read at each request (a module's constant that can change); `what` names the counted things
+    in the message (`name` if omitted)."""
+
+    async def guard(request: Request, principal: PrincipalDep) -> Window | None:
+        if not request.app.state.settings.rate_limits_enabled:
+            return None
+        item = rate() if callable(rate) else rate
+        window = await get_limiter(request).hit(name, str(principal.user_id), item)
+        if not window.allowed:
+            raise RateLimited(
+                f"at most {window.limit} {what or name} {_per(item)}; retry in {window.retry_after()}s",
+                details={"limit": window.limit, "reset": window.reset},
+                headers=window.headers(),
+            )
+        return window
+
+    return guard
+
+
+# One webhook or channel change against the user's 10 a minute.
+limit_webhook_mutations = per_user_limit("webhook-mutations", WEBHOOK_MUTATION_RATE, "webhook changes")
 
 
 REFUNDED_STATUSES = frozenset({400, 403, 409, 422})

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
 
-from kamiyo.accounts.deps import CurrentUser, PrincipalDep, RateLimited, get_limiter
+from kamiyo.accounts.deps import CurrentUser, per_user_limit
 from kamiyo.accounts.ratelimit import parse_rate
 from kamiyo.api_deps import SessionDep, row_id
 from kamiyo.errors import KamiyoError
@@ -54,17 +54,8 @@ class BoundedBodyRoute(APIRoute):
 router = APIRouter(prefix="/api/v1/submissions", tags=["submissions"], route_class=BoundedBodyRoute)
 
 
-async def limit_submissions(request: Request, principal: PrincipalDep) -> None:
-    """A burst limit per user (the daily cap per tier is counted in the database by the service)."""
-    if not request.app.state.settings.rate_limits_enabled:
-        return
-    window = await get_limiter(request).hit("submissions", str(principal.user_id), SUBMIT_RATE)
-    if not window.allowed:
-        raise RateLimited(
-            f"at most {window.limit} submissions a minute; retry in {window.retry_after()}s",
-            details={"limit": window.limit, "reset": window.reset},
-            headers=window.headers(),
-        )
+# A burst limit per user (the daily cap per tier is counted in the database by the service).
+limit_submissions = per_user_limit("submissions", lambda: SUBMIT_RATE)
 
 
 @router.post(
