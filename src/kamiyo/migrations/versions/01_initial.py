@@ -49,6 +49,16 @@ VIEWS = {
 }
 
 
+def _cascade_fk(table: str, column: str, parent: str) -> sa.Column[int]:
+    """A required reference to `parent`'s id that goes with the parent row."""
+    return sa.Column(
+        column,
+        BigId,
+        sa.ForeignKey(f"{parent}.id", ondelete="CASCADE", name=f"fk_{table}_{column}_{parent}"),
+        nullable=False,
+    )
+
+
 def upgrade() -> None:
     _exploits()
     _reports()
@@ -102,12 +112,7 @@ def _reports() -> None:
     op.create_table(
         "reports",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
-        sa.Column(
-            "exploit_id",
-            BigId,
-            sa.ForeignKey("exploits.id", ondelete="CASCADE", name="fk_reports_exploit_id_exploits"),
-            nullable=False,
-        ),
+        _cascade_fk("reports", "exploit_id", "exploits"),
         sa.Column("source", sa.String(64), nullable=False),
         sa.Column("source_ref", sa.String(512), nullable=False),
         sa.Column("url", sa.String(1000)),
@@ -136,12 +141,7 @@ def _events_and_summaries() -> None:
     op.create_table(
         "exploit_events",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
-        sa.Column(
-            "exploit_id",
-            BigId,
-            sa.ForeignKey("exploits.id", ondelete="CASCADE", name="fk_exploit_events_exploit_id_exploits"),
-            nullable=False,
-        ),
+        _cascade_fk("exploit_events", "exploit_id", "exploits"),
         sa.Column("type", sa.String(32), nullable=False),
         sa.Column("changes", sa.JSON, nullable=False),
         sa.Column("created_at", UTCDateTime, nullable=False),
