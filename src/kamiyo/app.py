@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -57,12 +57,10 @@ def create_server_app() -> FastAPI:
     return create_app(freeze_gc=True)
 
 
-def create_app(
-    settings: Settings | None = None, *, database: Database | None = None, freeze_gc: bool = False
-) -> FastAPI:
-    settings = settings or get_settings()
-    ensure_logging(settings.log_level)
-    init_error_reporting(settings)
+def _lifespan(
+    settings: Settings, database: Database | None, freeze_gc: bool
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start-up and shut-down: the database (owned unless given), access, the workers, the stream hub."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -93,17 +91,34 @@ def create_app(
                 await app.state.db.dispose()
             hold.release()
 
+    return lifespan
+
+
+def create_app(
+    settings: Settings | None = None, *, database: Database | None = None, freeze_gc: bool = False
+) -> FastAPI:
+    settings = settings or get_settings()
+    ensure_logging(settings.log_level)
+    init_error_reporting(settings)
+
     app = FastAPI(
         title="Kamiyo",
         version=__version__,
         description=DESCRIPTION + "\n## Tiers\n\n" + tiers_markdown(),
-        lifespan=lifespan,
+        lifespan=_lifespan(settings, database, freeze_gc),
         docs_url=None,  # install_docs: the same pages with assets from this server
         redoc_url=None,
     )
     app.state.settings = settings
     response_cache.interval = settings.response_cache_seconds
     response_cache.shared_dir = settings.data_dir / "cache"  # owner-only, beside the data (never a /tmp path)
+    _install_middleware(app, settings)
+    _include_routers(app)
+    return app
+
+
+def _install_middleware(app: FastAPI, settings: Settings) -> None:
+    """Error handlers and the middleware stack, innermost first."""
     install_error_handlers(app)
     app.add_middleware(CachedHits)  # added first, so inside the access layer
     install_access(app)  # API keys and rate limits, inside observability and CORS
@@ -119,6 +134,9 @@ def create_app(
         )
     # Outermost: every layer inside sees the real client (a trusted proxy's forwarded one, else the peer).
     app.add_middleware(ClientAddressMiddleware, trusted=TrustedProxies(settings.trusted_proxy_networks))
+
+
+def _include_routers(app: FastAPI) -> None:
     app.include_router(export_router)  # before the public routers: /api/v1/exploits/{ref} must not shadow it
     app.include_router(intel_router)  # STIX, TAXII 2.1 and MISP views of the public data
     for router in PUBLIC_ROUTERS:  # included one by one: each level of nesting costs every request a match
@@ -133,4 +151,3 @@ def create_app(
     app.include_router(submissions_router)
     install_web(app)
     install_docs(app)
-    return app

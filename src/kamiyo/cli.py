@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from typer.core import TyperGroup
 
 from kamiyo.cli_accounts import keys_app, users_app
-from kamiyo.cli_support import account_command, console, table_console, upgrade_database
+from kamiyo.cli_db import backup, db_app, restore
+from kamiyo.cli_enrich import prices, verify
+from kamiyo.cli_submissions import submissions_app
+from kamiyo.cli_support import console, table_console, upgrade_database, with_session
 from kamiyo.cli_support import run as _run
 from kamiyo.config import get_settings
 from kamiyo.mcp.command import mcp_command
@@ -67,32 +69,11 @@ app = typer.Typer(
     rich_markup_mode=None,
     cls=Commands,
 )
-db_app = typer.Typer(help="Database administration.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
+app.add_typer(submissions_app, name="submissions")
 app.command("mcp")(mcp_command)
-
-
-@db_app.command("upgrade")
-def db_upgrade() -> None:
-    """Apply Alembic migrations up to the latest revision (SQLite and PostgreSQL)."""
-    from kamiyo import migrations
-
-    settings = get_settings()
-    before = migrations.database_revisions(settings.database_url)
-    refreshed = upgrade_database(settings.database_url)
-    after = migrations.database_revisions(settings.database_url)
-    latest = set(after) == set(migrations.current_heads())
-    at = f"database at revision {', '.join(after) or 'none'}{' (latest)' if latest else ''}"
-    if before == after:
-        console.print(f"{at}: nothing to do", highlight=False)
-    else:
-        console.print(f"{at}: upgraded from {', '.join(before) or 'an empty database'}", highlight=False)
-    if refreshed:
-        console.print(
-            f"records re-derived by the current rules and curated files: {refreshed} changed", highlight=False
-        )
 
 
 async def _seed() -> int:
@@ -113,22 +94,11 @@ async def _seed() -> int:
     return len(result.created) if result else 0
 
 
-async def _key_check() -> Any:
-    from kamiyo.db import Database
-    from kamiyo.delivery.keycheck import check_key
-
-    settings = get_settings()
-    db = Database(settings.database_url)
-    try:
-        async with db.session() as session:
-            return await check_key(session, settings)
-    finally:
-        await db.dispose()
-
-
 def require_known_key() -> None:
     """Exit (status 1, one line) when stored secrets exist and none of the newest opens with this key."""
-    found = _run(_key_check())
+    from kamiyo.delivery.keycheck import check_key
+
+    found = _run(with_session(lambda session: check_key(session, get_settings())))
     if found.key_is_new:
         console.print(
             f"kamiyo: refusing to start: the {found.sampled} newest stored webhook secrets and channel destinations "
@@ -295,56 +265,8 @@ def export(
     console.print(f"exported {count} exploits")
 
 
-@app.command()
-def backup(
-    out: Annotated[
-        Path | None, typer.Option("--out", help="Folder for backups (default KAMIYO_BACKUP_DIR, else data/backups).")
-    ] = None,
-    keep: Annotated[
-        int | None, typer.Option("--keep", min=1, help="Keep the N newest there (default KAMIYO_BACKUP_KEEP, 7).")
-    ] = None,
-) -> None:
-    """Consistent online backup now (SQLite backup API / pg_dump) while the server keeps running."""
-    from kamiyo.ops.backup import BackupError, create_backup
-
-    settings = get_settings()
-    try:
-        result = create_backup(settings.database_url, out or settings.backup_path, keep=keep or settings.backup_keep)
-    except BackupError as exc:
-        typer.echo(f"kamiyo: backup failed: {exc}", err=True)  # one line, never wrapped
-        raise typer.Exit(1) from exc
-    removed = f", removed {len(result.removed)} old" if result.removed else ""
-    console.print(f"backup written: {result.size:,} bytes in {result.seconds:.1f} s{removed}")
-    typer.echo(str(result.path))
-
-
-@app.command()
-def restore(
-    file: Annotated[Path, typer.Argument(help="A kamiyo-*.sqlite3.gz or kamiyo-*.pgdump file from `kamiyo backup`.")],
-    yes: Annotated[bool, typer.Option("--yes", help="Replace a database that already has data.")] = False,
-    force: Annotated[
-        bool,
-        typer.Option(
-            "--force",
-            help="Restore even though a server, worker or other connection seems to use the database "
-            "(only when you know nothing does: it would keep working on replaced data).",
-        ),
-    ] = False,
-) -> None:
-    """Verify a backup, then replace the database's contents with it.
-
-    Refused while a Kamiyo server or worker uses the database (SQLite: they hold a lock beside the file;
-    PostgreSQL: any other connection to the database): stop them first."""
-    from kamiyo.ops.backup import BackupError, restore_backup
-
-    settings = get_settings()
-    try:
-        restore_backup(settings.database_url, file, force=yes, while_in_use=force)
-    except BackupError as exc:
-        typer.echo(f"kamiyo: restore refused: {exc}", err=True)
-        raise typer.Exit(1) from exc
-    upgrade_database(settings.database_url)  # a backup from an older version is brought up to date
-    console.print(f"restored {file.name}")
+app.command()(backup)
+app.command()(restore)
 
 
 # --- ingestion: one round now, the source table, background workers -------------------------
@@ -415,105 +337,8 @@ def worker(
         hold.release()
 
 
-# --- community submissions, admins, on-chain verification (issue 8) ---------------------------
-
-submissions_app = typer.Typer(
-    help="Community submissions: the review queue.", no_args_is_help=True, rich_markup_mode=None
-)
-app.add_typer(submissions_app, name="submissions")
-
-
-@submissions_app.command("review")
-def submissions_review(
-    approve: Annotated[int | None, typer.Option("--approve", help="Approve this submission id.")] = None,
-    reject: Annotated[int | None, typer.Option("--reject", help="Reject this submission id.")] = None,
-    note: Annotated[str | None, typer.Option("--note", help="Reviewer's note, shown to the submitter.")] = None,
-    reviewer: Annotated[str | None, typer.Option("--as", help="Record this admin's e-mail as the reviewer.")] = None,
-    status: Annotated[str, typer.Option("--status", help="List pending, approved, rejected or all.")] = "pending",
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Rows to list.")] = 50,
-) -> None:
-    """List the queue (pending, oldest first), or approve or reject one submission."""
-    from kamiyo.submissions.commands import decide, queue_table
-
-    if approve is not None and reject is not None:
-        console.print("[red]give --approve or --reject, not both")
-        raise typer.Exit(2)
-    settings = get_settings()
-    target = approve if approve is not None else reject
-    if target is None:
-        try:
-            table = account_command(lambda session: queue_table(session, status, limit))
-        except ValueError as exc:
-            console.print(f"[red]{exc}")
-            raise typer.Exit(2) from exc
-        Console(width=200).print(table)
-        return
-    line = account_command(
-        lambda session: decide(session, settings, target, approve=approve is not None, note=note, reviewer=reviewer)
-    )
-    console.print(line)
-
-
-@app.command()
-def verify(
-    limit: Annotated[int, typer.Option("--limit", min=1, max=100_000, help="Exploits to check at most.")] = 100,
-) -> None:
-    """Confirm EVM exploit transactions on chain and time their records by block, through KAMIYO_RPC_URLS
-    (one round of the job)."""
-    from kamiyo.db import Database
-    from kamiyo.enrich.onchain import verify_pending
-
-    settings = get_settings()
-    upgrade_database(settings.database_url)
-
-    async def run() -> Any:
-        db = Database(settings.database_url)
-        try:
-            return await verify_pending(db, settings, limit=limit)
-        finally:
-            await db.dispose()
-
-    outcome = _run(run())
-    if outcome.disabled:
-        console.print(f"[yellow]on-chain verification is off: {outcome.disabled}")
-        return
-    for chain, problem in outcome.skipped_chains.items():
-        console.print(f"[yellow]skipped {chain}: {problem}")
-    counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.by_status.items())) or "nothing due"
-    console.print(
-        f"checked {outcome.checked}: {counts}; {outcome.blocks_fetched} blocks read, "
-        f"{outcome.updated} records updated, reset {outcome.reset}"
-    )
-
-
-@app.command()
-def prices(
-    requests: Annotated[int, typer.Option("--requests", min=1, max=10_000, help="Price API requests at most.")] = 60,
-) -> None:
-    """Price token-denominated losses at their incident day through the price API (one round of the job)."""
-    from kamiyo.db import Database
-    from kamiyo.enrich.prices import price_pending
-
-    settings = get_settings()
-    upgrade_database(settings.database_url)
-
-    async def run() -> Any:
-        db = Database(settings.database_url)
-        try:
-            return await price_pending(db, settings, max_requests=requests)
-        finally:
-            await db.dispose()
-
-    outcome = _run(run())
-    if outcome.disabled:
-        console.print(f"[yellow]pricing is off: {outcome.disabled}")
-        return
-    for error in outcome.errors[:10]:
-        console.print(f"[yellow]{error}")
-    console.print(
-        f"{outcome.requests} requests ({outcome.failed} failed): {outcome.quotes} prices, {outcome.missing} "
-        f"without a price; {outcome.repriced} records re-derived; {outcome.pending} left for the next round"
-    )
+app.command()(verify)
+app.command()(prices)
 
 
 if __name__ == "__main__":  # pragma: no cover

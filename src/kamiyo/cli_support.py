@@ -14,6 +14,8 @@ from kamiyo.config import get_settings
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from kamiyo.db import Database
+
 T = TypeVar("T")
 console = Console(stderr=True)  # messages; results (keys, passwords, tables) go to standard output
 TABLE_WIDTH = 80  # tables on standard output fit a classic terminal
@@ -27,15 +29,25 @@ def table_console() -> Console:
     return Console(width=TABLE_WIDTH)
 
 
-async def with_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+async def with_database(work: Callable[[Database], Awaitable[T]], url: str | None = None) -> T:
+    """`work` on a database opened for it alone (KAMIYO_DATABASE_URL unless `url`), disposed after."""
     from kamiyo.db import Database
 
-    db = Database(get_settings().database_url)
+    db = Database(url or get_settings().database_url)
     try:
-        async with db.session() as session:
-            return await work(session)
+        return await work(db)
     finally:
         await db.dispose()
+
+
+async def with_session(work: Callable[[AsyncSession], Awaitable[T]], url: str | None = None) -> T:
+    """`work` in one session of a database opened for it alone."""
+
+    async def in_session(db: Database) -> T:
+        async with db.session() as session:
+            return await work(session)
+
+    return await with_database(in_session, url)
 
 
 def upgrade_database(url: str) -> int | None:
@@ -43,20 +55,10 @@ def upgrade_database(url: str) -> int | None:
     changed (the count of changed records; None when nothing had changed): how every command brings a
     database up to date, so no deployment serves records derived by older rules."""
     from kamiyo import migrations
-    from kamiyo.db import Database
-    from kamiyo.ingest.store import refresh_records
+    from kamiyo.ingest.refresh import refresh_records
 
     migrations.upgrade(url)
-
-    async def refresh() -> int | None:
-        db = Database(url)
-        try:
-            async with db.session() as session:
-                return await refresh_records(session)
-        finally:
-            await db.dispose()
-
-    return run(refresh())
+    return run(with_session(refresh_records, url))
 
 
 def account_command(work: Callable[[AsyncSession], Awaitable[T]]) -> T:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import ipaddress
 import json
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from kamiyo.kit.clientip import Network, parse_networks
@@ -41,6 +42,27 @@ def parse_duration(text: str) -> timedelta:
     if unit in _DURATION_UNITS:
         return timedelta(seconds=float(text[:-1]) * _DURATION_UNITS[unit])
     return timedelta(seconds=float(text))
+
+
+def seconds_list(text: str) -> list[float]:
+    """`60,300,900`: seconds, comma-separated."""
+    return [float(part) for part in text.split(",") if part.strip()]
+
+
+def interval_seconds(text: str) -> float:
+    """A duration in seconds; 0 for `0`, `off`, `no` or `false` (turned off)."""
+    if text.strip().lower() in {"0", "off", "no", "false"}:
+        return 0.0
+    return parse_duration(text).total_seconds()
+
+
+# The settings kept as text, each with the parser its property reads it with (run once at start-up to check it).
+_TEXT_PARSERS: dict[str, Callable[[str], object]] = {
+    "trusted_proxies": parse_networks,
+    "webhook_retry_schedule": seconds_list,
+    "alert_max_age": parse_duration,
+    "backup_interval": interval_seconds,
+}
 
 
 class Settings(BaseSettings):
@@ -140,42 +162,24 @@ class Settings(BaseSettings):
             raise ValueError("KAMIYO_RPC_URLS must be a JSON object of chain slug to JSON-RPC URL")
         return {str(k).strip().lower(): v.strip() for k, v in value.items()}
 
-    @field_validator("trusted_proxies")
+    @field_validator(*_TEXT_PARSERS)
     @classmethod
-    def _check_trusted_proxies(cls, value: str) -> str:
-        parse_networks(value)
+    def _check_parses(cls, value: str, info: ValidationInfo) -> str:
+        """A setting kept as text is refused at start-up when the parser its property uses refuses it."""
+        _TEXT_PARSERS[str(info.field_name)](value)
         return value
 
     @property
     def trusted_proxy_networks(self) -> tuple[Network, ...]:
         return parse_networks(self.trusted_proxies)
 
-    @field_validator("webhook_retry_schedule")
-    @classmethod
-    def _check_schedule(cls, value: str) -> str:
-        [float(part) for part in value.split(",") if part.strip()]
-        return value
-
-    @field_validator("alert_max_age")
-    @classmethod
-    def _check_max_age(cls, value: str) -> str:
-        parse_duration(value)
-        return value
-
     @property
     def retry_schedule_seconds(self) -> list[float]:
-        return [float(p) for p in self.webhook_retry_schedule.split(",") if p.strip()]
+        return seconds_list(self.webhook_retry_schedule)
 
     @property
     def alert_max_age_delta(self) -> timedelta:
         return parse_duration(self.alert_max_age)
-
-    @field_validator("backup_interval")
-    @classmethod
-    def _check_backup_interval(cls, value: str) -> str:
-        if value.strip().lower() not in {"0", "off", "no", "false"}:
-            parse_duration(value)
-        return value
 
     @property
     def backup_path(self) -> Path:
@@ -183,9 +187,7 @@ class Settings(BaseSettings):
 
     @property
     def backup_interval_seconds(self) -> float:
-        if self.backup_interval.strip().lower() in {"0", "off", "no", "false"}:
-            return 0.0
-        return parse_duration(self.backup_interval).total_seconds()
+        return interval_seconds(self.backup_interval)
 
     @field_validator("public_url_setting")
     @classmethod

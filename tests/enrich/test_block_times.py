@@ -18,7 +18,8 @@ from kamiyo.exploits.evidence_models import BlockTime, OnchainCheck
 from kamiyo.exploits.models import Exploit, Meta, ReportRow, is_public
 from kamiyo.exploits.stats import refresh_days
 from kamiyo.ingest.evidence import fork_block
-from kamiyo.ingest.store import RECORDS_VERSION, refresh_records, store_reports
+from kamiyo.ingest.refresh import RECORDS_VERSION, refresh_records
+from kamiyo.ingest.store import store_reports
 from kamiyo.kit.timeutil import utcnow
 from kamiyo.sources.base import Report
 from kamiyo.vocabulary.taxonomy import CHAINS

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from kamiyo.config import Settings
 from kamiyo.db import Database
-from kamiyo.enrich import onchain
+from kamiyo.enrich import evm_rpc, onchain
 from kamiyo.enrich.onchain import verify_pending
 from kamiyo.exploits.cache import DATA_VERSION
 from kamiyo.exploits.evidence_models import OnchainCheck
@@ -192,11 +192,11 @@ async def test_an_endpoint_of_another_chain_is_skipped(
 async def test_lookups_run_with_bounded_concurrency(
     db_url: str, database: Database, state: ChainState, rpc_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(onchain, "BATCH", 2)  # twenty batch requests
+    monkeypatch.setattr(evm_rpc, "BATCH", 2)  # twenty batch requests
     state.delay = 0.05
     outcome = await verify_pending(database, settings(db_url, rpc_url), limit=40)
     assert outcome.checked == 40
-    assert 1 < state.max_in_flight <= onchain.CONCURRENCY
+    assert 1 < state.max_in_flight <= evm_rpc.CONCURRENCY
 
 
 async def test_without_endpoints_or_when_offline_it_is_off(db_url: str, database: Database, rpc_url: str) -> None:
@@ -210,12 +210,12 @@ async def test_without_endpoints_or_when_offline_it_is_off(db_url: str, database
 
 
 def test_every_evm_chain_has_a_keyless_public_default_that_the_setting_overrides(db_url: str) -> None:
-    defaults = onchain.evm_rpc_urls(make_settings(db_url))
+    defaults = evm_rpc.evm_rpc_urls(make_settings(db_url))
     assert defaults["ethereum"] == "https://ethereum-rpc.publicnode.com" and "bsc" in defaults
     assert all(url.startswith("https://") and "key" not in url.lower() for url in defaults.values())
     assert "solana" not in defaults and len(defaults) >= 20
     overridden = make_settings(db_url, KAMIYO_RPC_URLS=json.dumps({"bsc": "http://127.0.0.1:1/", "ethereum": ""}))
-    urls = onchain.evm_rpc_urls(overridden)
+    urls = evm_rpc.evm_rpc_urls(overridden)
     assert urls["bsc"] == "http://127.0.0.1:1/" and "ethereum" not in urls
     assert urls["polygon"] == defaults["polygon"]
 

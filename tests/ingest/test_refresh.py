@@ -12,7 +12,7 @@ from kamiyo.enrich.refresh import CACHE_PREFIX
 from kamiyo.exploits.models import Exploit, Meta, ReportRow
 from kamiyo.ingest.health import save_validators
 from kamiyo.ingest.models import SourceHttpCache
-from kamiyo.ingest.store import RECORDS_VERSION, refresh_records
+from kamiyo.ingest.refresh import RECORDS_VERSION, refresh_records
 
 BEC = "src/test/2018-04/BEC_exp.sol"
 

@@ -16,11 +16,11 @@ from kamiyo.sources._classify import (
     extract,
     extract_amount,
     extract_chain,
-    extract_protocol,
     incident_report,
     is_incident,
     stated_date,
 )
+from kamiyo.sources._protocol_names import extract_protocol
 
 INCIDENTS = [
     ("Cetus Protocol exploited for $223M on Sui, $162M frozen by validators", "Cetus Protocol"),

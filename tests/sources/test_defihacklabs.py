@@ -16,16 +16,9 @@ from typing import Any
 import pytest
 
 from kamiyo.sources import defihacklabs
+from kamiyo.sources._defihacklabs_text import BLOB_URL, KeyInfo, normalise_poc_path, parse_keyinfo, parse_readme
 from kamiyo.sources.base import Report
-from kamiyo.sources.defihacklabs import (
-    BLOB_URL,
-    KeyInfo,
-    build_reports,
-    load_bundled,
-    normalise_poc_path,
-    parse_keyinfo,
-    parse_readme,
-)
+from kamiyo.sources.defihacklabs import build_reports, load_bundled
 from kamiyo.vocabulary.normalise import normalise_tx_hash
 from kamiyo.vocabulary.taxonomy import CATEGORIES, CHAINS
 

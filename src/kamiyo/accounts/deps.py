@@ -9,6 +9,7 @@
   refused as invalid or not allowed (400/403/409/422) gives its count back. `limit_webhook_mutations` is the
   bare count, for callers that are not dependencies.
 - `Depends(require_feature("live_stream"))`: 403 unless the user's tier includes the feature.
+- `Depends(per_user_limit(name, rate))`: a per-user rate limit (exports, submissions, webhook changes).
 """
 
 from __future__ import annotations

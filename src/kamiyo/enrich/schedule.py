@@ -12,7 +12,6 @@ logged and tried again at its next turn; nothing here is lost by a restart (veri
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,11 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kamiyo.config import Settings
 from kamiyo.db import Database
-from kamiyo.enrich.onchain import evm_rpc_urls, verify_pending
+from kamiyo.enrich.evm_rpc import evm_rpc_urls
+from kamiyo.enrich.onchain import verify_pending
 from kamiyo.enrich.prices import price_pending
 from kamiyo.enrich.refresh import refresh_labels
 from kamiyo.ingest.runner import leadership
 from kamiyo.ingest.scheduler import lock_engine_for
+from kamiyo.kit.tasks import cancel_and_wait
 from kamiyo.kit.timeutil import iso, utcnow
 
 log = logging.getLogger(__name__)
@@ -73,11 +74,7 @@ class EnrichScheduler:
         self.status["state"] = "running"
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         if self._lock_engine is not None:
             await self._lock_engine.dispose()

@@ -8,7 +8,6 @@ it retries sooner, backing off exponentially from BACKOFF_START up to its cadenc
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Callable, Iterable
@@ -24,6 +23,7 @@ from kamiyo.config import Settings
 from kamiyo.db import Database, async_url
 from kamiyo.ingest.health import source_states
 from kamiyo.ingest.runner import IngestOptions, RunOutcome, run_source
+from kamiyo.kit.tasks import cancel_and_wait
 from kamiyo.kit.timeutil import iso, utcnow
 from kamiyo.sources import REGISTRY, Source, get_source
 from kamiyo.sources.http import FetchPolicy, new_client
@@ -122,11 +122,7 @@ class IngestScheduler:
         self.status["state"] = "running"
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         if self._client is not None:
             await self._client.aclose()

@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.exploits.models import Exploit, ReportRow
 from kamiyo.ingest.health import record_run
-from kamiyo.ingest.store import StoreResult, mark_records_current, store_reports
+from kamiyo.ingest.refresh import mark_records_current
+from kamiyo.ingest.store import StoreResult, store_reports
 from kamiyo.sources import defihacklabs
 
 log = logging.getLogger(__name__)

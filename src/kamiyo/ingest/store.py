@@ -11,11 +11,9 @@ incident formed with the batch's other reports of it), then every touched incide
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from importlib import resources
 from typing import Any, cast
 
 from sqlalchemy import Table, insert, select, text, update
@@ -23,9 +21,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.exploits.cache import bump_data_version
-from kamiyo.exploits.models import CORRECTION_REF, Exploit, ExploitEvent, MergeConflict, Meta, ReportRow, is_correction
+from kamiyo.exploits.models import CORRECTION_REF, Exploit, ExploitEvent, MergeConflict, ReportRow, is_correction
 from kamiyo.ingest.evidence import NONE, load_evidence
-from kamiyo.ingest.health import forget_validators
 from kamiyo.ingest.matching import fuzzy_candidates, stored_sides, tx_hashes, write_merge_keys
 from kamiyo.ingest.merge import DERIVED_FIELDS, derive, material_changes
 from kamiyo.ingest.placement import Conflict, Placement, place
@@ -72,7 +69,8 @@ class StoreResult:
         self.events += other.events
 
 
-def _report_values(report: Report, exploit_id: int, now: datetime) -> dict[str, Any]:
+def report_values(report: Report, exploit_id: int, now: datetime) -> dict[str, Any]:
+    """The `reports` row of `report` on `exploit_id`, seen `now`."""
     return {
         "exploit_id": exploit_id,
         "source": report.source,
@@ -136,7 +134,7 @@ DERIVE_COLUMNS = (
 CHUNK = 5000
 
 
-async def _rederive(
+async def rederive(
     session: AsyncSession, exploit_ids: Iterable[int], now: datetime
 ) -> tuple[list[tuple[int, dict[str, Any], dict[str, Any]]], dict[int, MergeFacts], set[int]]:
     """Recompute touched exploits from all their reports (plain rows: no ORM state to go stale).
@@ -198,7 +196,7 @@ async def _store_batch(
         if report.incident is not None:  # an imported report of a stored one: the stored report stays
             result.reports_unchanged += 1
             continue
-        values = _report_values(report, row.exploit_id, now)
+        values = report_values(report, row.exploit_id, now)
         if all(getattr(row, k) == values[k] for k in REPORT_FACTS) and row.raw == report.raw:
             result.reports_unchanged += 1
             continue
@@ -215,11 +213,11 @@ async def _store_batch(
     keys = await _insert_incidents(session, placement.groups, attach, notify_since, now, deltas, result)
     if attach:
         await session.execute(
-            insert(cast(Table, ReportRow.__table__)), [_report_values(r, eid, now) for r, eid in attach]
+            insert(cast(Table, ReportRow.__table__)), [report_values(r, eid, now) for r, eid in attach]
         )
     result.reports_new += len(attach)
 
-    changed, touched_keys, moved = await _rederive(session, touched, now)
+    changed, touched_keys, moved = await rederive(session, touched, now)
     keys.update(touched_keys)
     await _note_changes(session, changed, notify=notify_since is not None, now=now, deltas=deltas, result=result)
     await write_merge_keys(session, keys, moved)
@@ -261,7 +259,7 @@ async def rederive_records(
     result, deltas = StoreResult(), SummaryDeltas()
     ids = list(exploit_ids)
     for start in range(0, len(ids), CHUNK):
-        changed, keys, moved = await _rederive(session, ids[start : start + CHUNK], now)
+        changed, keys, moved = await rederive(session, ids[start : start + CHUNK], now)
         await _note_changes(session, changed, notify=True, now=now, deltas=deltas, result=result)
         await write_merge_keys(session, keys, moved)
     await deltas.apply(session)
@@ -407,53 +405,3 @@ async def store_reports(
     if result.reports_new or result.reports_changed:
         await bump_data_version(session)
     return result
-
-
-# Bump when the derivation or placement rules change, so `kamiyo db upgrade` re-derives stored records.
-RULES_VERSION = 4
-RECORDS_VERSION = "records_version"
-
-
-def records_fingerprint() -> int:
-    """The rules version and the curated files, as one number that changes when any of them does."""
-    digest = hashlib.sha256(str(RULES_VERSION).encode())
-    for name in ("aliases.toml", "corrections.toml"):
-        digest.update(resources.files("kamiyo").joinpath("data", "curation", name).read_bytes())
-    return int.from_bytes(digest.digest()[:7], "big")
-
-
-async def refresh_records(session: AsyncSession, *, force: bool = False) -> int | None:
-    """Re-derive every stored record (facts, corrections, merge keys, daily summaries) when the rules or the
-    curated files changed since the last refresh; None when nothing changed. Silent: an upgrade alerts nobody.
-    Reports stay where they are (a changed placement rule applies to reports stored from then on); every
-    source reads its feeds in full at its next run, so stored reports gain the facts newer parsers read."""
-    fingerprint = records_fingerprint()
-    stored = await session.execute(select(Meta.value).where(Meta.key == RECORDS_VERSION))
-    known = stored.scalar_one_or_none()
-    if known == fingerprint and not force:
-        return None
-    if known != fingerprint:
-        await forget_validators(session)
-    now, deltas, changed_count = utcnow(), SummaryDeltas(), 0
-    ids = list((await session.execute(select(Exploit.id).order_by(Exploit.id))).scalars())
-    for start in range(0, len(ids), CHUNK):
-        changed, keys, _ = await _rederive(session, ids[start : start + CHUNK], now)
-        for _, before, after in changed:
-            deltas.changed(before, after)
-        await write_merge_keys(session, keys, set(keys))  # aliases may have changed every key
-        changed_count += len(changed)
-    await deltas.apply(session)
-    await mark_records_current(session, known)
-    if changed_count:
-        await bump_data_version(session)
-    return changed_count
-
-
-async def mark_records_current(session: AsyncSession, known: int | None = -1) -> None:
-    """Note that every stored record follows the current rules (after a refresh, or a seed of an empty database)."""
-    if known == -1:
-        known = (await session.execute(select(Meta.value).where(Meta.key == RECORDS_VERSION))).scalar_one_or_none()
-    if known is None:
-        session.add(Meta(key=RECORDS_VERSION, value=records_fingerprint()))
-    else:
-        await session.execute(update(Meta).where(Meta.key == RECORDS_VERSION).values(value=records_fingerprint()))

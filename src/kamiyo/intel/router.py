@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from kamiyo.api_deps import SessionDep, SettingsDep, get_database
@@ -175,12 +175,7 @@ MatchType = Annotated[str | None, Query(alias="match[type]", max_length=500, des
 MatchId = Annotated[str | None, Query(alias="match[id]", max_length=4000, description="Comma-separated ids.")]
 
 
-@router.get(
-    API_ROOT + "collections/{collection_id}/objects/",
-    summary="Objects of the collection, oldest added first",
-    response_class=Response,
-)
-async def taxii_objects(
+async def _filtered_page(
     request: Request,
     session: SessionDep,
     collection_id: CollectionId,
@@ -189,9 +184,21 @@ async def taxii_objects(
     added_after: AddedAfter = None,
     match_type: MatchType = None,
     match_id: MatchId = None,
-) -> Response:
+) -> taxii.Page:
+    """The page of the collection's objects that a TAXII filter query asks for (objects and manifest alike)."""
     _collection(collection_id)
-    page = await _page(request, session, limit, next_token, added_after, match_type, match_id)
+    return await _page(request, session, limit, next_token, added_after, match_type, match_id)
+
+
+FilteredPage = Annotated[taxii.Page, Depends(_filtered_page)]
+
+
+@router.get(
+    API_ROOT + "collections/{collection_id}/objects/",
+    summary="Objects of the collection, oldest added first",
+    response_class=Response,
+)
+async def taxii_objects(page: FilteredPage) -> Response:
     body = _envelope(page, "objects", [o for _, o in page.objects])
     return _taxii(body, _page_headers(page))
 
@@ -221,18 +228,7 @@ async def taxii_object(
     summary="Manifest of the collection's objects",
     response_class=Response,
 )
-async def taxii_manifest(
-    request: Request,
-    session: SessionDep,
-    collection_id: CollectionId,
-    limit: Limit = taxii.DEFAULT_LIMIT,
-    next_token: Next = None,
-    added_after: AddedAfter = None,
-    match_type: MatchType = None,
-    match_id: MatchId = None,
-) -> Response:
-    _collection(collection_id)
-    page = await _page(request, session, limit, next_token, added_after, match_type, match_id)
+async def taxii_manifest(page: FilteredPage) -> Response:
     entries = [
         {
             "id": o["id"],

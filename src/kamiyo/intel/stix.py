@@ -138,6 +138,25 @@ def exploit_objects(exploit: dict[str, Any], *, unregistered_identities: bool = 
     created = stix_time(exploit["first_seen_at"])
     modified = max(created, stix_time(exploit["updated_at"]))
     common = {"spec_version": SPEC, "created_by_ref": KAMIYO_IDENTITY, "created": created, "modified": modified}
+    incident = _incident(exploit, incident_id, common)
+    objects: list[dict[str, Any]] = []
+    sources = _source_names(exploit)
+    if unregistered_identities:
+        objects += [source_identity(s) for s in sources if s not in REGISTRY]
+    objects.append(incident)
+    address = exploit["attacker_address"]
+    if address:
+        indicator = _indicator(exploit, address, ids.derived_int(base, ids.INDICATOR), common)
+        rel_id = ids.text(ids.derived_int(base, ids.INDICATES))
+        objects += [indicator, _relationship(common, rel_id, "indicates", indicator["id"], incident_id)]
+    for source in sources:
+        rel_id = ids.text(ids.derived_int(base, ids.source_link(source)))
+        objects.append(_relationship(common, rel_id, "related-to", incident_id, source_identity_id(source)))
+    return objects
+
+
+def _incident(exploit: dict[str, Any], incident_id: str, common: dict[str, Any]) -> dict[str, Any]:
+    """The incident: the record's facts in the exploit extension, every source's report as a reference."""
     facts = {
         "chain": exploit["chain"],
         "protocol": exploit["protocol"],
@@ -172,32 +191,21 @@ def exploit_objects(exploit: dict[str, Any], *, unregistered_identities: bool = 
     }
     if references:
         incident["external_references"] = references
-    objects: list[dict[str, Any]] = []
-    sources = _source_names(exploit)
-    if unregistered_identities:
-        objects += [source_identity(s) for s in sources if s not in REGISTRY]
-    objects.append(incident)
-    address = exploit["attacker_address"]
-    if address:
-        indicator_id = f"indicator--{ids.text(ids.derived_int(base, ids.INDICATOR))}"
-        objects.append(
-            {
-                "type": "indicator",
-                "id": indicator_id,
-                **common,
-                "name": f"Attacker address of the {exploit['protocol']} exploit",
-                "indicator_types": ["malicious-activity"],
-                "pattern": f"[cryptocurrency-wallet:value = '{_pattern_string(address)}']",
-                "pattern_type": "stix",
-                "valid_from": stix_time(exploit["timestamp"]),
-            }
-        )
-        rel_id = ids.text(ids.derived_int(base, ids.INDICATES))
-        objects.append(_relationship(common, rel_id, "indicates", indicator_id, incident_id))
-    for source in sources:
-        rel_id = ids.text(ids.derived_int(base, ids.source_link(source)))
-        objects.append(_relationship(common, rel_id, "related-to", incident_id, source_identity_id(source)))
-    return objects
+    return incident
+
+
+def _indicator(exploit: dict[str, Any], address: str, number: int, common: dict[str, Any]) -> dict[str, Any]:
+    """The attacker address as a STIX pattern."""
+    return {
+        "type": "indicator",
+        "id": f"indicator--{ids.text(number)}",
+        **common,
+        "name": f"Attacker address of the {exploit['protocol']} exploit",
+        "indicator_types": ["malicious-activity"],
+        "pattern": f"[cryptocurrency-wallet:value = '{_pattern_string(address)}']",
+        "pattern_type": "stix",
+        "valid_from": stix_time(exploit["timestamp"]),
+    }
 
 
 def _relationship(common: dict[str, Any], rel_id: str, kind: str, source: str, target: str) -> dict[str, Any]:

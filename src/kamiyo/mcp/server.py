@@ -52,6 +52,10 @@ def _error(exc: KamiyoError) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=None, is_error=True)
 
 
+# Runs one read in a session of its own and turns the result (or a refusal) into a tool result.
+Answer = Callable[[Callable[[AsyncSession], Awaitable[Any]]], Awaitable[CallToolResult]]
+
+
 def build_server(db: Database) -> MCPServer:
     """The MCP server over `db`; the caller owns the database's lifetime."""
     server: MCPServer = MCPServer(
@@ -65,6 +69,12 @@ def build_server(db: Database) -> MCPServer:
         except KamiyoError as exc:  # invalid filters, unknown exploit: the API's 4xx body
             return _error(exc)
 
+    _add_search(server, answer)
+    _add_lookups(server, answer)
+    return server
+
+
+def _add_search(server: MCPServer, answer: Answer) -> None:
     @server.tool(annotations=READ_ONLY)
     async def search_exploits(
         chain: Annotated[
@@ -120,6 +130,8 @@ def build_server(db: Database) -> MCPServer:
 
         return await answer(produce)
 
+
+def _add_lookups(server: MCPServer, answer: Answer) -> None:
     @server.tool(annotations=READ_ONLY)
     async def get_exploit(
         ref: Annotated[
@@ -144,5 +156,3 @@ def build_server(db: Database) -> MCPServer:
             return _SOURCES.dump_python(_SOURCES.validate_python(await list_sources(session)), mode="json")
 
         return await answer(produce)
-
-    return server

@@ -15,7 +15,8 @@ import base64
 from typing import Any
 
 from kamiyo.sources._api import request
-from kamiyo.sources._classify import extract, extract_protocol
+from kamiyo.sources._classify import extract
+from kamiyo.sources._protocol_names import extract_protocol
 from kamiyo.sources.base import Document, ParseError, Report, Source, each
 from kamiyo.sources.http import SourceContext
 from kamiyo.vocabulary.normalise import (

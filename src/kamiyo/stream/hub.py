@@ -9,7 +9,6 @@ Ids committed out of order (PostgreSQL sequences) are caught by re-reading recen
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from kamiyo.delivery import wakeup
 from kamiyo.exploits.filters import ExploitFilters
 from kamiyo.exploits.models import ExploitEvent
 from kamiyo.exploits.service import exploits_by_ids
+from kamiyo.kit.tasks import cancel_and_wait
 from kamiyo.stream.filters import matches
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,5 @@ class StreamHub:
         for subscriber in list(self.subscribers):
             subscriber.close()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
         await self._listener.stop()

@@ -25,7 +25,7 @@ from kamiyo.exploits.models import CORRECTION_REF, Exploit, ReportRow, is_public
 from kamiyo.ingest import validate
 from kamiyo.ingest.matching import fuzzy_candidates
 from kamiyo.ingest.runner import STORE_LOCK_KEY
-from kamiyo.ingest.store import store_reports
+from kamiyo.ingest.store import report_values, store_reports
 from kamiyo.kit.timeutil import utcnow
 from kamiyo.sources.base import Report
 from kamiyo.submissions.models import Submission
@@ -233,25 +233,7 @@ async def _claim(
 
 async def _pin_to(session: AsyncSession, report: Report, exploit_id: int, now: datetime) -> None:
     """Write the report's row on `exploit_id` with empty raw, so `store_reports` updates it in place."""
-    values: dict[str, Any] = {
-        "exploit_id": exploit_id,
-        "source": report.source,
-        "source_ref": report.source_ref,
-        "url": report.url,
-        "reported_at": report.reported_at or now,
-        "seen_at": now,
-        "tx_hash": report.tx_hash,
-        "chain": report.chain,
-        "protocol": report.protocol,
-        "amount_usd": report.amount_usd,
-        "amount_text": report.amount_text,
-        "recovered_usd": report.recovered_usd,
-        "timestamp": report.timestamp,
-        "category": report.category,
-        "description": report.description,
-        "attacker_address": report.attacker_address,
-        "raw": {},
-    }
+    values = {**report_values(report, exploit_id, now), "reported_at": report.reported_at or now, "raw": {}}
     await session.execute(insert(cast(Table, ReportRow.__table__)), [values])
 
 

@@ -49,7 +49,25 @@ VIEWS = {
 }
 
 
+def _cascade_fk(table: str, column: str, parent: str) -> sa.Column[int]:
+    """A required reference to `parent`'s id that goes with the parent row."""
+    return sa.Column(
+        column,
+        BigId,
+        sa.ForeignKey(f"{parent}.id", ondelete="CASCADE", name=f"fk_{table}_{column}_{parent}"),
+        nullable=False,
+    )
+
+
 def upgrade() -> None:
+    _exploits()
+    _reports()
+    _events_and_summaries()
+    _meta_sources_and_search()
+
+
+def _exploits() -> None:
+    """The record table and its indexes (public rows only for the listing ones)."""
     op.create_table(
         "exploits",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
@@ -88,15 +106,13 @@ def upgrade() -> None:
     op.create_index("ix_exploits_tx_hash", "exploits", ["tx_hash"])
     op.create_index("ix_exploits_updated_at", "exploits", ["updated_at"])
 
+
+def _reports() -> None:
+    """One row per source's report of an incident."""
     op.create_table(
         "reports",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
-        sa.Column(
-            "exploit_id",
-            BigId,
-            sa.ForeignKey("exploits.id", ondelete="CASCADE", name="fk_reports_exploit_id_exploits"),
-            nullable=False,
-        ),
+        _cascade_fk("reports", "exploit_id", "exploits"),
         sa.Column("source", sa.String(64), nullable=False),
         sa.Column("source_ref", sa.String(512), nullable=False),
         sa.Column("url", sa.String(1000)),
@@ -119,15 +135,13 @@ def upgrade() -> None:
     op.create_index("ix_reports_source_exploit", "reports", ["source", "exploit_id"])
     op.create_index("ix_reports_tx_hash", "reports", ["tx_hash"])
 
+
+def _events_and_summaries() -> None:
+    """Events for delivery and the daily summaries."""
     op.create_table(
         "exploit_events",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
-        sa.Column(
-            "exploit_id",
-            BigId,
-            sa.ForeignKey("exploits.id", ondelete="CASCADE", name="fk_exploit_events_exploit_id_exploits"),
-            nullable=False,
-        ),
+        _cascade_fk("exploit_events", "exploit_id", "exploits"),
         sa.Column("type", sa.String(32), nullable=False),
         sa.Column("changes", sa.JSON, nullable=False),
         sa.Column("created_at", UTCDateTime, nullable=False),
@@ -154,6 +168,9 @@ def upgrade() -> None:
         sa.Column("recovered_usd", sa.Float, nullable=False),
     )
 
+
+def _meta_sources_and_search() -> None:
+    """The data version, the sources table, full-text search and the views."""
     meta = op.create_table(
         "kamiyo_meta",
         sa.Column("key", sa.String(64), primary_key=True),

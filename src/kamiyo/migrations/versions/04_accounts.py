@@ -30,6 +30,12 @@ def _user_fk(table: str) -> sa.Column[int]:
 
 
 def upgrade() -> None:
+    _users_keys_sessions()
+    _billing()
+
+
+def _users_keys_sessions() -> None:
+    """Accounts and how they sign in: users, API keys, dashboard sessions."""
     op.create_table(
         "users",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
@@ -44,6 +50,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("email", name="uq_users_email"),
         sa.UniqueConstraint("stripe_customer_id", name="uq_users_stripe_customer_id"),
     )
+
     op.create_table(
         "api_keys",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
@@ -58,6 +65,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_api_keys_prefix", "api_keys", ["prefix"])
     op.create_index("ix_api_keys_user_id", "api_keys", ["user_id"])
+
     op.create_table(
         "user_sessions",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
@@ -70,6 +78,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_hash", name="uq_user_sessions_token_hash"),
     )
     op.create_index("ix_user_sessions_user_id", "user_sessions", ["user_id"])
+
+
+def _billing() -> None:
+    """Stripe subscriptions and the Stripe events already handled."""
     op.create_table(
         "subscriptions",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
@@ -89,6 +101,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("stripe_subscription_id", name="uq_subscriptions_stripe_subscription_id"),
     )
     op.create_index("ix_subscriptions_user_id", "subscriptions", ["user_id"])
+
     op.create_table(
         "stripe_events",
         sa.Column("id", sa.String(255), primary_key=True),

@@ -76,7 +76,24 @@ def _delivery_columns(table: str) -> list[sa.Column]:  # type: ignore[type-arg]
     ]
 
 
+def _cascade_fk(table: str, column: str, parent: str) -> sa.Column[int]:
+    """A required reference to `parent`'s id that goes with the parent row."""
+    return sa.Column(
+        column,
+        BigId,
+        sa.ForeignKey(f"{parent}.id", ondelete="CASCADE", name=f"fk_{table}_{column}_{parent}"),
+        nullable=False,
+    )
+
+
 def upgrade() -> None:
+    _endpoints()
+    _deliveries()
+    _state()
+
+
+def _endpoints() -> None:
+    """Where users receive events: webhooks and alert channels."""
     op.create_table(
         "user_webhooks",
         *_subscription_columns("user_webhooks"),
@@ -95,17 +112,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_alert_channels_user_kind", "alert_channels", ["user_id", "kind"])
 
+
+def _deliveries() -> None:
+    """One row per delivery to make, and each attempt at a webhook delivery."""
     op.create_table(
         "webhook_deliveries",
         *_delivery_columns("webhook_deliveries"),
-        sa.Column(
-            "webhook_id",
-            BigId,
-            sa.ForeignKey(
-                "user_webhooks.id", ondelete="CASCADE", name="fk_webhook_deliveries_webhook_id_user_webhooks"
-            ),
-            nullable=False,
-        ),
+        _cascade_fk("webhook_deliveries", "webhook_id", "user_webhooks"),
         sa.UniqueConstraint("webhook_id", "event_id", name="uq_webhook_deliveries_webhook_event"),
     )
     op.create_index("ix_webhook_deliveries_due", "webhook_deliveries", ["status", "next_attempt_at"])
@@ -115,12 +128,7 @@ def upgrade() -> None:
     op.create_table(
         "alerts_sent",
         *_delivery_columns("alerts_sent"),
-        sa.Column(
-            "channel_id",
-            BigId,
-            sa.ForeignKey("alert_channels.id", ondelete="CASCADE", name="fk_alerts_sent_channel_id_alert_channels"),
-            nullable=False,
-        ),
+        _cascade_fk("alerts_sent", "channel_id", "alert_channels"),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.UniqueConstraint("channel_id", "event_id", name="uq_alerts_sent_channel_event"),
     )
@@ -131,14 +139,7 @@ def upgrade() -> None:
     op.create_table(
         "webhook_attempts",
         sa.Column("id", BigId, primary_key=True, autoincrement=True),
-        sa.Column(
-            "delivery_id",
-            BigId,
-            sa.ForeignKey(
-                "webhook_deliveries.id", ondelete="CASCADE", name="fk_webhook_attempts_delivery_id_webhook_deliveries"
-            ),
-            nullable=False,
-        ),
+        _cascade_fk("webhook_attempts", "delivery_id", "webhook_deliveries"),
         sa.Column("attempt", sa.Integer, nullable=False),
         sa.Column("started_at", UTCDateTime, nullable=False),
         sa.Column("response_status", sa.Integer),
@@ -148,6 +149,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_webhook_attempts_delivery_id", "webhook_attempts", ["delivery_id"])
 
+
+def _state() -> None:
+    """The subscriptions version workers compare, and on PostgreSQL a NOTIFY for every new event."""
     state = op.create_table(
         "delivery_state",
         sa.Column("name", sa.String(64), primary_key=True),
