@@ -418,7 +418,7 @@ def test_a_reader_finds_a_bridge_hack_by_target_and_another_chain(live_server: s
     assert page.locator(".fact-technique dd").inner_text() == "Signature verification bypass"
     assert page.locator(".fact-txs a[href^='https://solscan.io/tx/']").count() == 1
     assert page.locator(f"a[href='{LINK}']").count() == 1
-    assert "its own report time is not known" in page.locator(".timeline").inner_text()  # not placed at "now"
+    assert "Report time not known (backfilled history)" in page.locator(".timeline").inner_text()  # not "now"
     problems: dict[str, list[str]] = {}
     _shoot_and_check(page, "exploit-facts", problems)
     assert problems == {}
