@@ -60,6 +60,7 @@ class Report:
     attack_contracts: tuple[str, ...] = ()
     vulnerable_contracts: tuple[str, ...] = ()
     fork_block: tuple[str, int] | None = None  # (chain, block) a PoC forks at: the attack is in the next blocks
+    _details: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
     # Set by `kamiyo import`: reports with the same value are one incident (one imported row). They join a
     # stored incident only by (source, source_ref) or tx hash, never by the fuzzy rule, and never overwrite
     # a stored report of the same key.
@@ -73,7 +74,10 @@ class Report:
 
     @property
     def details(self) -> dict[str, Any]:
-        """The further facts as stored in `reports.details` (empty ones left out); `references` are its `links`."""
+        """The further facts as stored in `reports.details` (empty ones left out); `references` are its `links`.
+        Built once: deriving a record reads it for every fact (set the fields before reading it)."""
+        if self._details is not None:
+            return self._details
         facts: dict[str, Any] = {
             "chains": list(self.chains),
             "tx_hashes": list(self.tx_hashes),
@@ -85,7 +89,8 @@ class Report:
             "links": list(self.references),
             "fork_block": list(self.fork_block) if self.fork_block else None,
         }
-        return {k: v for k, v in facts.items() if v}
+        self._details = {k: v for k, v in facts.items() if v}
+        return self._details
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ a record is derived, so a later ingest cannot undo them.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,9 +46,12 @@ def _read(name: str) -> dict[str, Any]:
     return tomllib.loads(text)
 
 
+_NOT_JOINED = re.compile(r"[^a-z0-9]+")
+
+
 def joined(name: str) -> str:
-    """Lower-case letters and digits of a name, the form alias names are compared in."""
-    return "".join(ch for ch in name.lower() if ch.isascii() and ch.isalnum())
+    """Lower-case ASCII letters and digits of a name, the form alias names are compared in."""
+    return _NOT_JOINED.sub("", name.lower())
 
 
 @dataclass(frozen=True, slots=True)
