@@ -1,13 +1,15 @@
 """Shared fixtures: migrated and seeded databases on real SQLite and PostgreSQL, and an API client.
 
-A seeded template is built once per backend per run; each test gets its own copy (file copy for
-SQLite, `CREATE DATABASE … TEMPLATE` for PostgreSQL), so tests may write freely.
+A seeded and an empty (migrated only) template are built once per backend per run (per xdist worker);
+each test gets its own copy (file copy for SQLite, `CREATE DATABASE … TEMPLATE` for PostgreSQL), so
+tests may write freely without paying for the migrations again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import shutil
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -24,6 +26,9 @@ from kamiyo.db import Database
 from tests.support.services import postgres_missing_reason, postgres_server, psql
 
 _counter = itertools.count()
+# Under pytest-xdist each worker has its own services, but a preset KAMIYO_TEST_POSTGRES_URL is shared:
+# database names carry the worker id so two workers never create the same one.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 
 
 @pytest.fixture(autouse=True)
@@ -59,6 +64,13 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def sqlite_empty_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("empty-template") / "kamiyo.db"
+    migrations.upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
 def postgres_admin() -> Iterator[str]:
     reason = postgres_missing_reason()
     if reason:
@@ -69,31 +81,32 @@ def postgres_admin() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def postgres_template(postgres_admin: str) -> str:
-    psql(postgres_admin, "CREATE DATABASE kamiyo_template")
-    url = f"{postgres_admin}/kamiyo_template"
+    name = f"kamiyo_template{_WORKER}"
+    psql(postgres_admin, f"CREATE DATABASE {name}")
+    url = f"{postgres_admin}/{name}"
     migrations.upgrade(url)
     _seed(url)
-    return "kamiyo_template"
+    return name
 
 
-def _fresh_sqlite(template: Path, tmp_path: Path, seeded: bool) -> str:
+@pytest.fixture(scope="session")
+def postgres_empty_template(postgres_admin: str) -> str:
+    name = f"kamiyo_empty{_WORKER}"
+    psql(postgres_admin, f"CREATE DATABASE {name}")
+    migrations.upgrade(f"{postgres_admin}/{name}")
+    return name
+
+
+def _fresh_sqlite(template: Path, tmp_path: Path) -> str:
     path = tmp_path / "kamiyo.db"
-    if seeded:
-        shutil.copyfile(template, path)
-        url = f"sqlite:///{path}"
-    else:
-        url = f"sqlite:///{path}"
-        migrations.upgrade(url)
-    return url
+    shutil.copyfile(template, path)
+    return f"sqlite:///{path}"
 
 
-def _fresh_postgres(admin: str, template: str | None) -> str:
-    name = f"kamiyo_t{next(_counter)}"
-    psql(admin, f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
-    url = f"{admin}/{name}"
-    if template is None:
-        migrations.upgrade(url)
-    return url
+def _fresh_postgres(admin: str, template: str) -> str:
+    name = f"kamiyo_t{_WORKER}_{next(_counter)}"
+    psql(admin, f"CREATE DATABASE {name} TEMPLATE {template}")
+    return f"{admin}/{name}"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -105,17 +118,18 @@ def backend(request: pytest.FixtureRequest) -> str:
 def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated database seeded with the bundled dataset, on each backend."""
     if backend == "sqlite":
-        return _fresh_sqlite(request.getfixturevalue("sqlite_template"), tmp_path, seeded=True)
-    template = request.getfixturevalue("postgres_template")
-    return _fresh_postgres(request.getfixturevalue("postgres_admin"), template)
+        return _fresh_sqlite(request.getfixturevalue("sqlite_template"), tmp_path)
+    return _fresh_postgres(request.getfixturevalue("postgres_admin"), request.getfixturevalue("postgres_template"))
 
 
 @pytest.fixture
 def empty_db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated, empty database on each backend."""
     if backend == "sqlite":
-        return _fresh_sqlite(Path(), tmp_path, seeded=False)
-    return _fresh_postgres(request.getfixturevalue("postgres_admin"), None)
+        return _fresh_sqlite(request.getfixturevalue("sqlite_empty_template"), tmp_path)
+    return _fresh_postgres(
+        request.getfixturevalue("postgres_admin"), request.getfixturevalue("postgres_empty_template")
+    )
 
 
 def make_settings(url: str, **overrides: Any) -> Settings:

@@ -81,7 +81,9 @@ async def _ids(url: str) -> set[int]:
 def _empty_target(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'restored.db'}"
-    return _fresh_postgres(request.getfixturevalue("postgres_admin"), None)
+    return _fresh_postgres(
+        request.getfixturevalue("postgres_admin"), request.getfixturevalue("postgres_empty_template")
+    )
 
 
 def test_backup_under_write_load_restores_every_committed_row(
@@ -149,7 +151,7 @@ async def _delete_some(url: str) -> None:
 @pytest.fixture
 def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
     """A seeded SQLite database, for behaviour that does not depend on the backend."""
-    return _fresh_sqlite(sqlite_template, tmp_path, seeded=True)
+    return _fresh_sqlite(sqlite_template, tmp_path)
 
 
 def test_retention_orders_by_time_in_the_name(tmp_path: Path, sqlite_url: str) -> None:
