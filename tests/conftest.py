@@ -14,16 +14,18 @@ import shutil
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from kamiyo import migrations
 from kamiyo.accounts.ratelimit import Limiter
-from kamiyo.config import Settings
 from kamiyo.db import Database
+from tests.support.app import make_client, make_settings, running
 from tests.support.services import postgres_missing_reason, postgres_server, psql
+from tests.support.users import settings_for
+
+__all__ = ["make_client", "make_settings"]  # imported from here by test files written before tests/support
 
 _counter = itertools.count()
 # Under pytest-xdist each worker has its own services, but a preset KAMIYO_TEST_POSTGRES_URL is shared:
@@ -132,16 +134,6 @@ def empty_db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -
     )
 
 
-def make_settings(url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "KAMIYO_DATABASE_URL": url,
-        "KAMIYO_RESPONSE_CACHE_SECONDS": 0,
-        "KAMIYO_OFFLINE": True,
-    }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)
-
-
 @pytest.fixture
 async def database(db_url: str) -> AsyncIterator[Database]:
     db = Database(db_url)
@@ -151,15 +143,12 @@ async def database(db_url: str) -> AsyncIterator[Database]:
 
 @pytest.fixture
 async def client(db_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async for c in make_client(make_settings(db_url)):
+    async with running(make_settings(db_url)) as (_, c):
         yield c
 
 
-async def make_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    from kamiyo.app import create_app
-
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            yield c
+@pytest.fixture
+async def app_client(db_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An API client on the seeded database, with the fixed secret key (sessions, CSRF)."""
+    async with running(settings_for(db_url)) as (_, c):
+        yield c

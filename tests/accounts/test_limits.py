@@ -11,7 +11,8 @@ from kamiyo.accounts import service
 from kamiyo.accounts.deps import limit_webhook_mutations, require_feature
 from kamiyo.db import Database
 from kamiyo.delivery import plan_limits
-from tests.accounts.helpers import bearer, running, settings_for, user_with_key
+from tests.support.app import running
+from tests.support.users import bearer, settings_for, user_with_key
 
 
 def _next_utc_midnight() -> int:

@@ -26,8 +26,9 @@ from kamiyo.ops.backup import (
     verify_backup,
 )
 from kamiyo.ops.schedule import backup_loop, run_backup_job, seconds_until_due
-from tests.conftest import _fresh_postgres, _fresh_sqlite, make_settings
+from tests.conftest import _fresh_postgres, _fresh_sqlite
 from tests.ops.helpers import INSERT_EXPLOIT
+from tests.support.app import make_settings
 
 
 class Writer(threading.Thread):
