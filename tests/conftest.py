@@ -33,6 +33,16 @@ _counter = itertools.count()
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Settings default to ./data, where the app writes a generated secret key: each run (each xdist worker)
+    gets its own folder instead, so no run reads another's key or races it while it is being written."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("KAMIYO_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(autouse=True)
 def _rate_windows_do_not_roll(monkeypatch: pytest.MonkeyPatch) -> None:
     """Pin the rate limiter's clock a second into the current minute for the whole test.
