@@ -38,7 +38,8 @@ def _private_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
     """Settings default to ./data, where the app writes a generated secret key: each run (each xdist worker)
     gets its own folder instead, so no run reads another's key or races it while it is being written."""
     patch = pytest.MonkeyPatch()
-    patch.setenv("KAMIYO_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+    # Not created here: the app makes it (owner-only), as on a fresh clone.
+    patch.setenv("KAMIYO_DATA_DIR", str(tmp_path_factory.mktemp("data") / "kamiyo"))
     yield
     patch.undo()
 
