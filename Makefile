@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format bench clean
+.PHONY: run test coverage lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,14 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# Two workers (pytest-xdist), each with its own throw-away PostgreSQL, Redis and temp dirs.
+TEST_WORKERS ?= 2
+
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
+
+coverage: $(VENV)/.dev-installed
+	$(BIN)/pytest -n $(TEST_WORKERS) --cov=kamiyo --cov-report=term
 
 format: $(VENV)/.dev-installed
 	$(BIN)/ruff format src tests bench

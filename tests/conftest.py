@@ -1,29 +1,47 @@
 """Shared fixtures: migrated and seeded databases on real SQLite and PostgreSQL, and an API client.
 
-A seeded template is built once per backend per run; each test gets its own copy (file copy for
-SQLite, `CREATE DATABASE … TEMPLATE` for PostgreSQL), so tests may write freely.
+A seeded and an empty (migrated only) template are built once per backend per run (per xdist worker);
+each test gets its own copy (file copy for SQLite, `CREATE DATABASE … TEMPLATE` for PostgreSQL), so
+tests may write freely without paying for the migrations again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import shutil
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from kamiyo import migrations
 from kamiyo.accounts.ratelimit import Limiter
-from kamiyo.config import Settings
 from kamiyo.db import Database
+from tests.support.app import make_client, make_settings, running
 from tests.support.services import postgres_missing_reason, postgres_server, psql
+from tests.support.users import settings_for
+
+__all__ = ["make_client", "make_settings"]  # imported from here by test files written before tests/support
 
 _counter = itertools.count()
+# Under pytest-xdist each worker has its own services, but a preset KAMIYO_TEST_POSTGRES_URL is shared:
+# database names carry the worker id so two workers never create the same one.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Settings default to ./data, where the app writes a generated secret key: each run (each xdist worker)
+    gets its own folder instead, so no run reads another's key or races it while it is being written."""
+    patch = pytest.MonkeyPatch()
+    # Not created here: the app makes it (owner-only), as on a fresh clone.
+    patch.setenv("KAMIYO_DATA_DIR", str(tmp_path_factory.mktemp("data") / "kamiyo"))
+    yield
+    patch.undo()
 
 
 @pytest.fixture(autouse=True)
@@ -59,6 +77,13 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def sqlite_empty_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("empty-template") / "kamiyo.db"
+    migrations.upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
 def postgres_admin() -> Iterator[str]:
     reason = postgres_missing_reason()
     if reason:
@@ -69,31 +94,32 @@ def postgres_admin() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def postgres_template(postgres_admin: str) -> str:
-    psql(postgres_admin, "CREATE DATABASE kamiyo_template")
-    url = f"{postgres_admin}/kamiyo_template"
+    name = f"kamiyo_template{_WORKER}"
+    psql(postgres_admin, f"CREATE DATABASE {name}")
+    url = f"{postgres_admin}/{name}"
     migrations.upgrade(url)
     _seed(url)
-    return "kamiyo_template"
+    return name
 
 
-def _fresh_sqlite(template: Path, tmp_path: Path, seeded: bool) -> str:
-    path = tmp_path / ("kamiyo.db" if seeded else "empty.db")  # a test may want both: two files
-    if seeded:
-        shutil.copyfile(template, path)
-        url = f"sqlite:///{path}"
-    else:
-        url = f"sqlite:///{path}"
-        migrations.upgrade(url)
-    return url
+@pytest.fixture(scope="session")
+def postgres_empty_template(postgres_admin: str) -> str:
+    name = f"kamiyo_empty{_WORKER}"
+    psql(postgres_admin, f"CREATE DATABASE {name}")
+    migrations.upgrade(f"{postgres_admin}/{name}")
+    return name
 
 
-def _fresh_postgres(admin: str, template: str | None) -> str:
-    name = f"kamiyo_t{next(_counter)}"
-    psql(admin, f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
-    url = f"{admin}/{name}"
-    if template is None:
-        migrations.upgrade(url)
-    return url
+def _fresh_sqlite(template: Path, tmp_path: Path, name: str = "kamiyo.db") -> str:
+    path = tmp_path / name  # a test may want a seeded and an empty database: two files
+    shutil.copyfile(template, path)
+    return f"sqlite:///{path}"
+
+
+def _fresh_postgres(admin: str, template: str) -> str:
+    name = f"kamiyo_t{_WORKER}_{next(_counter)}"
+    psql(admin, f"CREATE DATABASE {name} TEMPLATE {template}")
+    return f"{admin}/{name}"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -105,27 +131,18 @@ def backend(request: pytest.FixtureRequest) -> str:
 def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated database seeded with the bundled dataset, on each backend."""
     if backend == "sqlite":
-        return _fresh_sqlite(request.getfixturevalue("sqlite_template"), tmp_path, seeded=True)
-    template = request.getfixturevalue("postgres_template")
-    return _fresh_postgres(request.getfixturevalue("postgres_admin"), template)
+        return _fresh_sqlite(request.getfixturevalue("sqlite_template"), tmp_path)
+    return _fresh_postgres(request.getfixturevalue("postgres_admin"), request.getfixturevalue("postgres_template"))
 
 
 @pytest.fixture
 def empty_db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated, empty database on each backend."""
     if backend == "sqlite":
-        return _fresh_sqlite(Path(), tmp_path, seeded=False)
-    return _fresh_postgres(request.getfixturevalue("postgres_admin"), None)
-
-
-def make_settings(url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "KAMIYO_DATABASE_URL": url,
-        "KAMIYO_RESPONSE_CACHE_SECONDS": 0,
-        "KAMIYO_OFFLINE": True,
-    }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)
+        return _fresh_sqlite(request.getfixturevalue("sqlite_empty_template"), tmp_path, "empty.db")
+    return _fresh_postgres(
+        request.getfixturevalue("postgres_admin"), request.getfixturevalue("postgres_empty_template")
+    )
 
 
 @pytest.fixture
@@ -137,15 +154,12 @@ async def database(db_url: str) -> AsyncIterator[Database]:
 
 @pytest.fixture
 async def client(db_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async for c in make_client(make_settings(db_url)):
+    async with running(make_settings(db_url)) as (_, c):
         yield c
 
 
-async def make_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    from kamiyo.app import create_app
-
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            yield c
+@pytest.fixture
+async def app_client(db_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """An API client on the seeded database, with the fixed secret key (sessions, CSRF)."""
+    async with running(settings_for(db_url)) as (_, c):
+        yield c

@@ -8,7 +8,8 @@ from sqlalchemy import select
 from kamiyo.accounts.csrf import csrf_token, verify_csrf
 from kamiyo.accounts.models import User, UserSession
 from kamiyo.db import Database
-from tests.accounts.helpers import PASSWORD, running, settings_for, signup
+from tests.support.app import running
+from tests.support.users import PASSWORD, settings_for, signup
 
 
 async def test_signup_logs_in_and_me_shows_account_tier_usage_and_limits(db_url: str) -> None:

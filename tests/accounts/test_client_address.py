@@ -8,7 +8,8 @@ import pytest
 
 from kamiyo.config import Settings
 from kamiyo.kit.clientip import TrustedProxies, parse_networks, rate_identity
-from tests.accounts.helpers import running, settings_for
+from tests.support.app import running
+from tests.support.users import settings_for
 
 PATH = "/exploits?page_size=1"
 

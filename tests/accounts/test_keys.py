@@ -9,7 +9,8 @@ from sqlalchemy import select
 
 from kamiyo.accounts.models import ApiKey
 from kamiyo.db import Database
-from tests.accounts.helpers import bearer, running, settings_for, signup, user_with_key
+from tests.support.app import running
+from tests.support.users import bearer, settings_for, signup, user_with_key
 
 PROTECTED = [
     ("GET", "/api/v1/me"),

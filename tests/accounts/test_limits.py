@@ -12,7 +12,8 @@ from kamiyo.accounts.models import User
 from kamiyo.accounts.ratelimit import parse_rate
 from kamiyo.db import Database
 from kamiyo.delivery import plan_limits
-from tests.accounts.helpers import bearer, running, settings_for, user_with_key
+from tests.support.app import running
+from tests.support.users import bearer, settings_for, user_with_key
 
 
 def _next_utc_midnight() -> int:

@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 
 from kamiyo.accounts.models import User
 from kamiyo.db import Database
-from tests.accounts.helpers import PASSWORD, add_user, running, settings_for
+from tests.support.app import running
+from tests.support.users import PASSWORD, add_user, settings_for
 from tests.web.test_account_pages import post_form
 
 

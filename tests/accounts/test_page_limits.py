@@ -8,7 +8,8 @@ from typing import Any
 
 import httpx
 
-from tests.accounts.helpers import running, settings_for, signup
+from tests.support.app import running
+from tests.support.users import settings_for, signup
 
 
 @asynccontextmanager

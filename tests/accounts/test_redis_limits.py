@@ -6,8 +6,9 @@ import logging
 
 import pytest
 
-from tests.accounts.helpers import bearer, running, settings_for, user_with_key
+from tests.support.app import running
 from tests.support.services import RedisServer, free_port
+from tests.support.users import bearer, settings_for, user_with_key
 
 
 async def test_two_app_instances_share_one_quota_through_redis(db_url: str, redis: RedisServer) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from kamiyo.config import Settings
 from kamiyo.tiers import TIERS, best, get_tier, stripe_price, tier_for_price, tiers_markdown
-from tests.accounts.helpers import running, settings_for
+from tests.support.app import running
+from tests.support.users import settings_for
 
 
 def test_tier_table_matches_the_contract() -> None:

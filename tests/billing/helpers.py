@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 
 from kamiyo.config import Settings
-from tests.accounts.helpers import settings_for
 from tests.billing.stripe_fake import sign
+from tests.support.users import settings_for
 
 STRIPE_SECRET = "sk_test_kamiyo_0123456789abcdefSECRET"
 WEBHOOK_SECRET = "whsec_kamiyo_test_0123456789abcdefWH"

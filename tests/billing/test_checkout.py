@@ -6,9 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.accounts.helpers import bearer, running, settings_for, user_with_key
 from tests.billing.helpers import PRICES, STRIPE_SECRET, billing_settings
 from tests.billing.stripe_fake import FakeStripe, fake_stripe
+from tests.support.app import running
+from tests.support.users import bearer, settings_for, user_with_key
 
 
 @pytest.fixture

@@ -8,9 +8,10 @@ import time
 import pytest
 
 from kamiyo.logging_setup import JsonFormatter
-from tests.accounts.helpers import SECRET, bearer, running
 from tests.billing.helpers import PRICES, STRIPE_SECRET, WEBHOOK_SECRET, billing_settings, deliver
 from tests.billing.stripe_fake import event, fake_stripe, subscription
+from tests.support.app import running
+from tests.support.users import SECRET, bearer
 
 
 async def test_a_full_account_and_billing_flow_logs_no_secret(db_url: str, caplog: pytest.LogCaptureFixture) -> None:

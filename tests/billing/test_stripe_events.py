@@ -13,7 +13,6 @@ from sqlalchemy import func, select
 
 from kamiyo.billing.models import StripeEvent
 from kamiyo.db import Database
-from tests.accounts.helpers import bearer, running, user_with_key
 from tests.billing.helpers import PRICES, billing_settings, deliver
 from tests.billing.stripe_fake import (
     FakeStripe,
@@ -23,6 +22,8 @@ from tests.billing.stripe_fake import (
     invoice,
     subscription,
 )
+from tests.support.app import running
+from tests.support.users import bearer, user_with_key
 
 
 @pytest.fixture

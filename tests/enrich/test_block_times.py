@@ -23,10 +23,10 @@ from kamiyo.ingest.store import store_reports
 from kamiyo.kit.timeutil import utcnow
 from kamiyo.sources.base import Report
 from kamiyo.vocabulary.taxonomy import CHAINS
-from tests.conftest import make_settings
 from tests.enrich.rpc_server import ChainState, only
 from tests.enrich.synthetic_chain import sender_of, serving, synthetic_chains
 from tests.enrich.test_onchain import summaries
+from tests.support.app import make_settings
 
 EVM = [slug for slug, meta in CHAINS.items() if meta.family == "evm"]
 

@@ -20,7 +20,7 @@ from kamiyo.exploits.evidence_models import AddressLabel
 from kamiyo.exploits.labels import labels_for
 from kamiyo.exploits.models import Exploit
 from kamiyo.sources.base import Document, ParseError
-from tests.conftest import make_client, make_settings
+from tests.support.app import make_client, make_settings
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "enrich"
 LAZARUS = "0x098b716b8aaf21512996dc57eb0615e2383e2f96"

@@ -28,10 +28,9 @@ from kamiyo.exploits.stats import refresh_days
 from kamiyo.ingest.store import store_reports
 from kamiyo.kit.timeutil import utcnow
 from kamiyo.sources.base import Report
-from tests.accounts.helpers import running
-from tests.conftest import make_settings
 from tests.enrich.rpc_server import ChainState, only, rpc_server
 from tests.submissions.helpers import seeded
+from tests.support.app import make_settings, running
 
 TARGET = "ExchangeIssuance (Index Coop)"  # ethereum, with a tx hash, stored at midnight, no attacker named
 BLOCK = 20_436_811

@@ -19,8 +19,8 @@ from kamiyo.exploits.evidence_models import PriceQuote
 from kamiyo.exploits.models import DailyChainStat, Exploit
 from kamiyo.ingest.token_amounts import coins_to_ask, priceable, token_amounts
 from kamiyo.sources.http import FetchPolicy
-from tests.conftest import make_settings
 from tests.enrich.conftest import ANSWERS, PriceApi
+from tests.support.app import make_settings
 
 QUICK = FetchPolicy(timeout=5.0, retries=0, backoff=0.0)
 

@@ -14,13 +14,13 @@ import pytest
 from kamiyo.db import Database
 from kamiyo.enrich import prices
 from kamiyo.enrich.schedule import EnrichScheduler, Job
-from tests.conftest import make_settings
 from tests.enrich.conftest import PriceApi
 from tests.enrich.rpc_server import ChainState, only, rpc_server
 from tests.enrich.test_labels import LAZARUS, _stored
 from tests.enrich.test_onchain import TARGET, check_of, mined
 from tests.enrich.test_prices import QUICK, records
 from tests.submissions.helpers import seeded
+from tests.support.app import make_settings
 
 
 async def _until(condition: Callable[[], bool | Awaitable[bool]], timeout: float = 20.0) -> bool:

@@ -14,8 +14,8 @@ from kamiyo.ingest.scheduler import run_round
 from kamiyo.ingest.store import store_reports
 from kamiyo.sources import REGISTRY
 from kamiyo.sources.base import Report
-from tests.conftest import make_client, make_settings
 from tests.sources.fixture_server import fixture_server
+from tests.support.app import make_client, make_settings
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 A = NOW - timedelta(days=10, hours=3)  # incident A, precise time

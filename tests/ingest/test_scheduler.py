@@ -21,8 +21,8 @@ from kamiyo.ingest.runner import IngestOptions, RunOutcome, leadership, run_sour
 from kamiyo.ingest.scheduler import lock_engine_for, next_delay, run_round
 from kamiyo.sources import REGISTRY
 from kamiyo.sources.http import FetchPolicy, new_client
-from tests.conftest import make_client, make_settings
 from tests.sources.fixture_server import FixtureServer, fixture_server
+from tests.support.app import make_client, make_settings
 
 FAST = FetchPolicy(timeout=1.0, retries=0)
 CORE = ("defillama", "rekt", "slowmist", "defihacklabs", "defihack_chronicle")

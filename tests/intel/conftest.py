@@ -12,7 +12,7 @@ import pytest
 import uvicorn
 
 from kamiyo.db import Database
-from tests.conftest import make_settings
+from tests.support.app import make_settings
 from tests.support.services import free_port
 
 

@@ -15,8 +15,8 @@ from taxii2client.v21 import ApiRoot, Collection, Server, as_pages
 
 from kamiyo.intel import ids, taxii
 from kamiyo.kit.timeutil import utcnow
-from tests.accounts.helpers import user_with_key
 from tests.intel.conftest import LiveServer, all_exploits, touch
+from tests.support.users import user_with_key
 
 COLLECTION = f"/api/v1/taxii2/collections/{ids.COLLECTION_ID}"
 TAXII = "application/taxii+json;version=2.1"

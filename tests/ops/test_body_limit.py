@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from kamiyo.config import Settings
-from tests.accounts.helpers import running, settings_for
 from tests.billing.helpers import billing_settings
+from tests.support.app import running
+from tests.support.users import settings_for
 
 LIMIT = 4096
 CHUNK = 1024

@@ -19,7 +19,7 @@ from kamiyo.accounts import service as accounts
 from kamiyo.app import create_app
 from kamiyo.db import Database
 from kamiyo.ops.reporting import init_error_reporting
-from tests.conftest import make_settings
+from tests.support.app import make_settings
 from tests.support.services import http_server
 
 WEBHOOK_SECRET = "whsec_c2VjcmV0LXdlYmhvb2stc2lnbmluZy1rZXk"

@@ -29,8 +29,8 @@ from kamiyo import migrations
 from kamiyo.api_deps import SessionDep
 from kamiyo.app import create_app
 from kamiyo.db import Database
-from tests.conftest import make_settings
 from tests.ops.helpers import INSERT_EXPLOIT
+from tests.support.app import make_settings
 from tests.support.services import free_port, postgres_cluster, psql
 
 READS = ["/exploits?page_size=5", "/stats?days=30", "/chains", "/exploits?chain=bsc&sort=-amount_usd"]

@@ -21,7 +21,7 @@ from kamiyo import migrations
 from kamiyo.db import Database
 from kamiyo.exploits.cache import SharedBodies, response_cache
 from kamiyo.ops.backup import create_backup, restore_backup
-from tests.conftest import make_settings
+from tests.support.app import make_settings
 
 
 @pytest.fixture(autouse=True)

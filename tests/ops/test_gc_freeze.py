@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from kamiyo.app import create_app
-from tests.conftest import make_settings
+from tests.support.app import make_settings
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from kamiyo.logging_setup import configure_logging, redact
-from tests.conftest import make_client, make_settings
+from tests.support.app import make_client, make_settings
 
 SECRETS = {
     "api_key": "kmy_live_4f9d2c7b1a8e6f3d5c2b9a7e",

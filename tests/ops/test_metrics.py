@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.db import Database
 from kamiyo.ops import metrics
-from tests.conftest import make_client, make_settings
 from tests.ops.helpers import label_values, value
+from tests.support.app import make_client, make_settings
 
 
 async def _scrape(client: httpx.AsyncClient) -> str:

@@ -17,7 +17,8 @@ from fastapi.routing import APIRoute
 from kamiyo.db import Database
 from kamiyo.paging import MAX_ROW_ID
 from kamiyo.web.setup import is_page_path
-from tests.accounts.helpers import PASSWORD, add_key, add_user, running, settings_for
+from tests.support.app import running
+from tests.support.users import PASSWORD, add_key, add_user, settings_for
 from tests.web.test_account_pages import csrf_of
 
 PARAM = re.compile(r"{(\w+)}")

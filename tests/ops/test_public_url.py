@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from kamiyo.cli import app
 from kamiyo.config import get_settings
 from kamiyo.delivery.channels.format import summarise
-from tests.conftest import make_client, make_settings
+from tests.support.app import make_client, make_settings
 
 
 def _feed_links(body: bytes) -> list[str]:

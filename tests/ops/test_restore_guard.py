@@ -21,7 +21,8 @@ from kamiyo.config import get_settings
 from kamiyo.db import Database
 from kamiyo.ops.backup import BackupError, create_backup, restore_backup
 from kamiyo.ops.inuse import DatabaseInUse, ServerHold, restore_guard
-from tests.accounts.helpers import running, settings_for
+from tests.support.app import running
+from tests.support.users import settings_for
 
 KAMIYO = Path(sys.executable).parent / "kamiyo"
 MARKER = "restore-guard-marker"

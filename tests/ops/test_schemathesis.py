@@ -27,7 +27,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
 from kamiyo.db import Database
-from tests.conftest import make_settings
+from tests.support.app import make_settings
 from tests.support.services import free_port
 
 EXAMPLES = 25

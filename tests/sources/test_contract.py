@@ -29,6 +29,11 @@ from tests.sources.fixture_server import FIXTURES, MODES, FixtureServer, fixture
 
 SOURCES = sorted(REGISTRY)
 POLICY = FetchPolicy(timeout=0.4, retries=1, backoff=0.01, max_pages=10)
+# A "slow" source only has to outlast the timeout (twice: the first attempt and its retry); the healthy
+# modes keep the roomier POLICY so a loaded machine does not turn a good answer into a timeout.
+SLOW_POLICY = FetchPolicy(timeout=0.1, retries=1, backoff=0.01, max_pages=10)
+# In a round the healthy companion shares the policy of the slow source, so it gets a little more.
+SLOW_ROUND_POLICY = FetchPolicy(timeout=0.15, retries=1, backoff=0.01, max_pages=10)
 DEADLINE = 5.0
 
 
@@ -101,7 +106,7 @@ async def test_source_fails_cleanly_or_yields_valid_reports(
 ) -> None:
     server.modes[name] = mode
     try:
-        reports = await _fetch(name, server, client, Fetcher(client, POLICY))
+        reports = await _fetch(name, server, client, Fetcher(client, SLOW_POLICY if mode == "slow" else POLICY))
     except (FetchError, ParseError) as exc:
         assert str(exc)
         if mode == "500":
@@ -130,13 +135,15 @@ async def test_a_misbehaving_source_never_costs_the_round_or_other_sources(
     if REGISTRY[name].needs_key:
         monkeypatch.setenv(str(REGISTRY[name].needs_key), TEST_KEY)
     other = companion(name)
-    options = IngestOptions(source_urls=server.source_urls(name, other), policy=POLICY, deadline=DEADLINE)
+    urls = server.source_urls(name, other)
     db = Database(empty_db_url)
     expected = None
     try:
         for mode in MODES:
             server.modes.clear()
             server.modes[name] = mode
+            policy = SLOW_ROUND_POLICY if mode == "slow" else POLICY
+            options = IngestOptions(source_urls=urls, policy=policy, deadline=DEADLINE)
             outcomes = await run_round(db, options, [REGISTRY[name], REGISTRY[other]])
             tested, partner = outcomes
             assert partner.status in ("ok", "not_modified"), partner

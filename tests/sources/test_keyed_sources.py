@@ -18,8 +18,8 @@ from kamiyo.ingest.runner import fetch_reports
 from kamiyo.sources import REGISTRY
 from kamiyo.sources.base import Report
 from kamiyo.sources.http import Fetcher, FetchError, FetchPolicy, SourceContext, new_client
-from tests.conftest import make_client, make_settings
 from tests.sources.fixture_server import FIXTURES, FixtureServer, fixture_server
+from tests.support.app import make_client, make_settings
 from tests.support.services import http_server
 
 KEYED = {"x_peckshield", "x_certik", "x_phalcon", "x_tenarmor", "x_metatrust", "defi_rekt", "forta", "chainabuse"}

@@ -10,16 +10,11 @@ import pytest
 
 from kamiyo.db import Database
 from kamiyo.submissions import router as submissions_router
-from tests.accounts.helpers import bearer, running, settings_for, signup, user_with_key
 from tests.submissions.helpers import NEW_TX, body, public_count, seeded
+from tests.support.app import running
+from tests.support.users import bearer, settings_for, signup, user_with_key
 
 SOLANA_SIG = "5" + "K" * 87
-
-
-@pytest.fixture
-async def app_client(db_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with running(settings_for(db_url)) as (_, c):
-        yield c
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,14 +23,8 @@ from kamiyo.exploits.models import Meta
 from kamiyo.ingest.store import store_reports
 from kamiyo.sources import defihacklabs
 from kamiyo.submissions import service
-from tests.accounts.helpers import PASSWORD, add_user, bearer, running, settings_for, user_with_key
 from tests.submissions.helpers import NEW_TX, body, community_reports, public_count, seeded
-
-
-@pytest.fixture
-async def app_client(db_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with running(settings_for(db_url)) as (_, c):
-        yield c
+from tests.support.users import PASSWORD, add_user, bearer, user_with_key
 
 
 @pytest.fixture

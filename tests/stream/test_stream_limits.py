@@ -12,7 +12,7 @@ from kamiyo.accounts.ratelimit import LimitStore
 from kamiyo.db import Database
 from tests.accounts.conftest import limit_env, redis  # noqa: F401  (fixtures)
 from tests.delivery.support import auth, delivery_settings, make_user
-from tests.delivery.test_stream import Events, serving
+from tests.stream.test_stream import Events, serving
 
 
 @asynccontextmanager
