@@ -251,8 +251,9 @@ async def test_export_then_import_changes_nothing_and_rebuilds_the_same_records(
     await _seed_with_llama(db_url)
     await _seed_rich(db_url)
     before, counts = await _records(db_url), await _counts(db_url)
-    rich = [dict(facts) for facts, _ in before if dict(facts)["target_type"] == "bridge"]
+    rich = [dict(facts) for facts, _ in before if RICH_TX in str(dict(facts)["tx_hashes"])]
     assert len(rich) == 1 and rich[0]["technique"] == "Signature verification bypass"
+    assert rich[0]["target_type"] == "bridge"
     assert "solana" in rich[0]["chains"] and "ethereum" in rich[0]["chains"] and SOLANA_TX in rich[0]["tx_hashes"]
     assert "0x" + "11" * 20 in rich[0]["attack_contracts"] and "example.org/meteor-pm" in rich[0]["links"]
     assert (

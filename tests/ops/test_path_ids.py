@@ -37,7 +37,7 @@ def int_id_routes(app: FastAPI) -> list[tuple[str, str, list[str]]]:
     """(method, path, int parameters) of every route with an integer path parameter."""
     found = []
     for path, route in _walk(app.routes):
-        ints = [p.name for p in route.dependant.path_params if p.field_info.annotation is int]
+        ints = [p.alias for p in route.dependant.path_params if p.field_info.annotation is int]  # as the path names it
         if ints:
             found += [(method, path, ints) for method in sorted(route.methods - {"HEAD"})]
     return found

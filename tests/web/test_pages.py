@@ -261,7 +261,7 @@ async def test_exploit_page_times_only_reports_with_a_known_time(client: httpx.A
     [exploit_id] = result.created
     html = (await client.get(f"/app/exploits/{exploit_id}")).text
     timeline = _text(html.split('<ol class="timeline">')[1].split("</ol>")[0])
-    reports = _text(html.split('aria-labelledby="reports-title"')[1].split("</table>")[0])
+    reports = _text(html.split('id="reports-title"')[1].split("</table>")[0])
     assert "2 h after the incident" in timeline and timeline.count("after the incident") == 2  # rekt, first seen
     assert timeline.rstrip().endswith("Report time not known (backfilled history) Reported by DeFiLlama Hacks")
     assert "2026-11-01 10:00 UTC" in reports and "unknown" in reports
