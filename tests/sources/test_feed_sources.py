@@ -6,7 +6,6 @@ Each source runs through its real fetch code against the fixture server (tests/s
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
 import httpx
@@ -17,24 +16,12 @@ from kamiyo.ingest.runner import IngestOptions, fetch_reports
 from kamiyo.ingest.scheduler import run_round
 from kamiyo.sources import REGISTRY
 from kamiyo.sources.base import ParseError, Report
-from kamiyo.sources.http import Fetcher, FetchPolicy, SourceContext, new_client
-from tests.sources.fixture_server import FixtureServer, fixture_server
+from kamiyo.sources.http import Fetcher, FetchPolicy, SourceContext
+from tests.sources.fixture_server import FixtureServer
 
 FEEDS = sorted(name for name, source in REGISTRY.items() if source.kind == "rss")
 KILOEX_TX = "0x6b378c84aa57097fb5845f285476e33d6832b8090d36d02fe0e1aed909228edd"
 BYBIT_ATTACKER = "0x47666Fab8bd0Ac7003bce3f5C3585383F09486E2"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FixtureServer]:
-    with fixture_server() as running:
-        yield running
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with new_client() as client:
-        yield client
 
 
 async def reports_of(

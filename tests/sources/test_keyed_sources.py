@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -17,24 +17,12 @@ import pytest
 from kamiyo.ingest.runner import fetch_reports
 from kamiyo.sources import REGISTRY
 from kamiyo.sources.base import Report
-from kamiyo.sources.http import Fetcher, FetchError, FetchPolicy, SourceContext, new_client
-from tests.sources.fixture_server import FIXTURES, FixtureServer, fixture_server
+from kamiyo.sources.http import Fetcher, FetchError, FetchPolicy, SourceContext
+from tests.sources.fixture_server import FIXTURES, FixtureServer
 from tests.support.app import make_client, make_settings
 from tests.support.services import http_server
 
 KEYED = {"x_peckshield", "x_certik", "x_phalcon", "x_tenarmor", "x_metatrust", "defi_rekt", "forta", "chainabuse"}
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FixtureServer]:
-    with fixture_server() as running:
-        yield running
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with new_client() as client:
-        yield client
 
 
 async def fetch(

@@ -8,7 +8,6 @@ hand from the raw file named in the comment (a JSON field, an HTML element), not
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,22 +17,10 @@ import pytest
 from kamiyo.ingest.runner import fetch_reports
 from kamiyo.sources import REGISTRY, rekt
 from kamiyo.sources.base import Report
-from kamiyo.sources.http import Fetcher, FetchPolicy, SourceContext, new_client
-from tests.sources.fixture_server import FixtureServer, fixture_server
+from kamiyo.sources.http import Fetcher, FetchPolicy, SourceContext
+from tests.sources.fixture_server import FixtureServer
 
 REAL = Path(__file__).resolve().parents[1] / "fixtures" / "real"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FixtureServer]:
-    with fixture_server() as running:
-        yield running
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with new_client() as client:
-        yield client
 
 
 async def fetched(
