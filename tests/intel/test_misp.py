@@ -11,7 +11,8 @@ import requests
 from pymisp import MISPEvent
 
 from kamiyo.intel import ids
-from tests.intel.conftest import LiveServer, all_exploits, touch
+from tests.intel.conftest import touch
+from tests.support.live import LiveServer, all_exploits
 
 
 async def test_manifest_lists_every_exploit_once(client: httpx.AsyncClient) -> None:

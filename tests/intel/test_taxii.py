@@ -15,7 +15,8 @@ from taxii2client.v21 import ApiRoot, Collection, Server, as_pages
 
 from kamiyo.intel import ids, taxii
 from kamiyo.kit.timeutil import utcnow
-from tests.intel.conftest import LiveServer, all_exploits, touch
+from tests.intel.conftest import touch
+from tests.support.live import LiveServer, all_exploits
 from tests.support.users import user_with_key
 
 COLLECTION = f"/api/v1/taxii2/collections/{ids.COLLECTION_ID}"

@@ -11,15 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
@@ -28,34 +25,10 @@ from schemathesis.specs.openapi.checks import response_schema_conformance, statu
 
 from kamiyo.db import Database
 from tests.support.app import make_settings
-from tests.support.services import free_port
+from tests.support.live import LiveServer
 
 EXAMPLES = 25
 KEY_DESTROYING = frozenset({("DELETE", "/api/v1/keys/{key_id}"), ("POST", "/api/v1/auth/logout")})
-
-
-class LiveServer:
-    def __init__(self, db_url: str) -> None:
-        from kamiyo.app import create_app
-
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        app = create_app(make_settings(db_url, KAMIYO_RATE_LIMITS="off", KAMIYO_SECRET_KEY="x" * 48))
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, access_log=False)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +40,7 @@ def live_db(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="module")
 def live(live_db: str) -> Iterator[LiveServer]:
-    with LiveServer(live_db) as server:
+    with LiveServer(live_db, access_log=False, KAMIYO_RATE_LIMITS="off") as server:
         yield server
 
 
