@@ -3,12 +3,9 @@ the `kamiyo submissions review` / `kamiyo users set-admin` commands and the admi
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,6 +21,7 @@ from kamiyo.ingest.store import store_reports
 from kamiyo.sources import defihacklabs
 from kamiyo.submissions import service
 from tests.submissions.helpers import NEW_TX, body, community_reports, public_count, seeded
+from tests.support.cli import kamiyo_async
 from tests.support.users import PASSWORD, add_user, bearer, user_with_key
 
 
@@ -164,10 +162,8 @@ async def test_a_submission_is_reviewed_once(
 # ------------------------------------------------------------------ the commands
 
 
-def kamiyo(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, KAMIYO_DATABASE_URL=db_url, KAMIYO_SEED="0", KAMIYO_OFFLINE="1", COLUMNS="200")
-    exe = Path(sys.executable).parent / "kamiyo"
-    return subprocess.run([str(exe), *args], env=env, capture_output=True, text=True, timeout=120, check=False)
+async def kamiyo(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return await kamiyo_async(*args, KAMIYO_DATABASE_URL=db_url)
 
 
 async def test_review_commands_list_approve_and_reject(
@@ -176,28 +172,28 @@ async def test_review_commands_list_approve_and_reject(
     await add_user(db_url, "admin@example.com")
     good = await submit(app_client, submitter[1])
     spam = await submit(app_client, submitter[1], tx_hash=None, protocol="Casino Bonus")
-    listed = kamiyo(db_url, "submissions", "review")
+    listed = await kamiyo(db_url, "submissions", "review")
     assert listed.returncode == 0, listed.stderr
     assert "Quokka Vault" in listed.stdout and "Casino Bonus" in listed.stdout and "ada@example.com" in listed.stdout
-    refused = kamiyo(db_url, "submissions", "review", "--approve", str(good["id"]), "--as", "admin@example.com")
+    refused = await kamiyo(db_url, "submissions", "review", "--approve", str(good["id"]), "--as", "admin@example.com")
     assert refused.returncode == 1 and "no admin" in refused.stderr
-    promoted = kamiyo(db_url, "users", "set-admin", "admin@example.com")
+    promoted = await kamiyo(db_url, "users", "set-admin", "admin@example.com")
     assert promoted.returncode == 0 and "now an admin" in promoted.stderr
-    approved = kamiyo(db_url, "submissions", "review", "--approve", str(good["id"]), "--as", "admin@example.com")
+    approved = await kamiyo(db_url, "submissions", "review", "--approve", str(good["id"]), "--as", "admin@example.com")
     assert approved.returncode == 0 and "stored as a community report on exploit" in approved.stderr
-    rejected = kamiyo(db_url, "submissions", "review", "--reject", str(spam["id"]), "--note", "spam")
+    rejected = await kamiyo(db_url, "submissions", "review", "--reject", str(spam["id"]), "--note", "spam")
     assert rejected.returncode == 0 and f"rejected submission {spam['id']}" in rejected.stderr
-    again = kamiyo(db_url, "submissions", "review", "--reject", str(good["id"]))
+    again = await kamiyo(db_url, "submissions", "review", "--reject", str(good["id"]))
     assert again.returncode == 1 and "already approved" in again.stderr
-    assert "Quokka" not in kamiyo(db_url, "submissions", "review").stdout
-    assert "Casino Bonus" in kamiyo(db_url, "submissions", "review", "--status", "rejected").stdout
-    assert kamiyo(db_url, "submissions", "review", "--status", "nope").returncode == 2
+    assert "Quokka" not in (await kamiyo(db_url, "submissions", "review")).stdout
+    assert "Casino Bonus" in (await kamiyo(db_url, "submissions", "review", "--status", "rejected")).stdout
+    assert (await kamiyo(db_url, "submissions", "review", "--status", "nope")).returncode == 2
     assert (await app_client.get(f"/exploits/{NEW_TX}")).json()["sources"][0]["source"] == "community"
     async with database.session() as session:
         admin = (await session.execute(select(User).where(User.email == "admin@example.com"))).scalar_one()
         assert admin.is_admin
     assert (await approve_status(app_client, submitter[1], good["id"])) == "approved"
-    demoted = kamiyo(db_url, "users", "set-admin", "admin@example.com", "--off")
+    demoted = await kamiyo(db_url, "users", "set-admin", "admin@example.com", "--off")
     assert demoted.returncode == 0 and "no longer an admin" in demoted.stderr
 
 
