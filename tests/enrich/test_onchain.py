@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
@@ -31,6 +27,7 @@ from kamiyo.sources.base import Report
 from tests.enrich.rpc_server import ChainState, only, rpc_server
 from tests.submissions.helpers import seeded
 from tests.support.app import make_settings, running
+from tests.support.cli import kamiyo
 
 TARGET = "ExchangeIssuance (Index Coop)"  # ethereum, with a tx hash, stored at midnight, no attacker named
 BLOCK = 20_436_811
@@ -220,14 +217,11 @@ def test_every_evm_chain_has_a_keyless_public_default_that_the_setting_overrides
 
 
 def test_the_verify_command_runs_a_round_or_says_it_is_off(db_url: str) -> None:
-    exe = Path(sys.executable).parent / "kamiyo"
-    env = dict(os.environ, KAMIYO_DATABASE_URL=db_url, KAMIYO_SEED="0", KAMIYO_RPC_URLS=only(), KAMIYO_OFFLINE="0")
-    off = subprocess.run([str(exe), "verify"], env=env, capture_output=True, text=True, timeout=120, check=False)
+    env = {"KAMIYO_DATABASE_URL": db_url, "KAMIYO_OFFLINE": "0"}
+    off = kamiyo("verify", KAMIYO_RPC_URLS=only(), **env)
     assert off.returncode == 0 and "on-chain verification is off" in off.stderr
-    env["KAMIYO_RPC_URLS"] = only(ethereum="http://127.0.0.1:9/")  # nothing listens on port 9
-    down = subprocess.run(
-        [str(exe), "verify", "--limit", "2"], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+    # nothing listens on port 9
+    down = kamiyo("verify", "--limit", "2", KAMIYO_RPC_URLS=only(ethereum="http://127.0.0.1:9/"), **env)
     assert down.returncode == 0 and "skipped ethereum" in down.stderr and "127.0.0.1:9" not in down.stderr
 
 

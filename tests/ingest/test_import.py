@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import csv
 import json
-import os
 import random
 import shutil
 import signal
@@ -33,6 +32,7 @@ from kamiyo.ingest.importer import RowError, row_to_reports
 from kamiyo.ingest.merge import derive
 from kamiyo.ingest.models import MergeKey
 from kamiyo.sources.base import Report
+from tests.support.cli import kamiyo as run_kamiyo
 from tests.support.services import psql
 
 ROWS = [
@@ -53,9 +53,7 @@ ROWS = [
 
 
 def kamiyo(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, KAMIYO_DATABASE_URL=f"sqlite:///{db}", KAMIYO_SEED="0", KAMIYO_OFFLINE="1")
-    exe = Path(sys.executable).parent / "kamiyo"
-    return subprocess.run([str(exe), *args], env=env, capture_output=True, text=True, timeout=120, check=False)
+    return run_kamiyo(*args, KAMIYO_DATABASE_URL=f"sqlite:///{db}")
 
 
 def test_jsonl_import_is_idempotent_and_reports_bad_rows(tmp_path: Path) -> None:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -23,8 +21,10 @@ from kamiyo.sources import REGISTRY
 from kamiyo.sources.http import FetchPolicy, new_client
 from tests.sources.fixture_server import FixtureServer, fixture_server
 from tests.support.app import make_client, make_settings
+from tests.support.cli import kamiyo
 
 FAST = FetchPolicy(timeout=1.0, retries=0)
+
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[FixtureServer]:
@@ -142,11 +142,8 @@ async def test_one_leader_per_source_on_postgresql(db_url: str, backend: str, se
 
 
 def _kamiyo(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    full = dict(os.environ, KAMIYO_DATABASE_URL=f"sqlite:///{tmp_path / 'k.db'}", KAMIYO_SEED="0", COLUMNS="160")
-    full.pop("KAMIYO_OFFLINE", None)
-    full.update(env)
-    exe = Path(sys.executable).parent / "kamiyo"
-    return subprocess.run([str(exe), *args], env=full, capture_output=True, text=True, timeout=120, check=False)
+    settings = {"KAMIYO_DATABASE_URL": f"sqlite:///{tmp_path / 'k.db'}", "COLUMNS": "160", "KAMIYO_OFFLINE": None}
+    return kamiyo(*args, **{**settings, **env})
 
 
 def test_cli_ingest_sources_and_worker(tmp_path: Path, server: FixtureServer) -> None:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import os
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -29,6 +27,7 @@ from kamiyo.ops.schedule import backup_loop, run_backup_job, seconds_until_due
 from tests.conftest import _fresh_postgres, _fresh_sqlite
 from tests.ops.helpers import INSERT_EXPLOIT
 from tests.support.app import make_settings
+from tests.support.cli import kamiyo
 
 
 class Writer(threading.Thread):
@@ -119,9 +118,7 @@ def test_backup_under_write_load_restores_every_committed_row(
 
 
 def _kamiyo(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, KAMIYO_DATABASE_URL=url, KAMIYO_SEED="0", KAMIYO_OFFLINE="1")
-    exe = Path(sys.executable).parent / "kamiyo"
-    return subprocess.run([str(exe), *args], env=env, capture_output=True, text=True, timeout=120, check=False)
+    return kamiyo(*args, KAMIYO_DATABASE_URL=url)
 
 
 def test_cli_backup_keeps_n_newest_and_restore_needs_yes_over_data(backend: str, db_url: str, tmp_path: Path) -> None:
