@@ -19,6 +19,7 @@ from kamiyo.delivery.queue import WEBHOOKS, Claimed, Outcome, QueueKind, record
 from kamiyo.errors import InvalidInput, KamiyoError, NotFound
 from kamiyo.exploits.filters import ExploitFilters
 from kamiyo.exploits.service import list_exploits
+from kamiyo.kit.attrs import pick
 from kamiyo.kit.timeutil import iso
 from kamiyo.paging import decode_cursor, encode_cursor
 
@@ -103,16 +104,9 @@ async def list_deliveries(
 
 def delivery_dict(row: Any) -> dict[str, Any]:
     return {
-        "id": row.id,
-        "message_id": row.message_id,
-        "event_type": row.event_type,
-        "exploit_id": row.exploit_id,
-        "status": row.status,
-        "attempts": row.attempts,
+        **pick(row, "id", "message_id", "event_type", "exploit_id", "status", "attempts"),
         "next_attempt_at": iso(row.next_attempt_at) if row.status == "pending" else None,
-        "response_status": row.response_status,
-        "latency_ms": row.latency_ms,
-        "error": row.error,
+        **pick(row, "response_status", "latency_ms", "error"),
         "created_at": iso(row.created_at),
         "delivered_at": iso(row.delivered_at),
     }
