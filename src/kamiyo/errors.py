@@ -16,9 +16,31 @@ from kamiyo.ops.dberrors import CANDIDATES, database_failure
 log = logging.getLogger(__name__)
 
 
+# The standard code of each status: what an HTTP error answers, and a KamiyoError's code unless it names one.
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    422: "invalid",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
 class KamiyoError(Exception):
+    """An answer other than success; a subclass that sets only `status` gets that status's standard code."""
+
     status: int = 400
     code: str = "bad_request"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "status" in vars(cls) and "code" not in vars(cls):
+            cls.code = _STATUS_CODES.get(cls.status, cls.code)
 
     def __init__(
         self,
@@ -41,36 +63,18 @@ class KamiyoError(Exception):
 
 class NotFound(KamiyoError):
     status = 404
-    code = "not_found"
 
 
 class InvalidInput(KamiyoError):
     status = 422
-    code = "invalid"
 
 
 class Conflict(KamiyoError):
     status = 409
-    code = "conflict"
 
 
 class Unavailable(KamiyoError):
     status = 503
-    code = "unavailable"
-
-
-_STATUS_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "payload_too_large",
-    422: "invalid",
-    429: "rate_limited",
-    503: "unavailable",
-}
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from kamiyo.accounts.schemas import (
     SignupIn,
 )
 from kamiyo.api_deps import SessionDep, row_id
+from kamiyo.kit.attrs import pick
 from kamiyo.tiers import get_tier, tiers_markdown
 
 router = APIRouter(tags=["accounts"])
@@ -32,13 +33,7 @@ def _user(user: User) -> dict[str, Any]:
 
 
 def _key(key: ApiKey) -> dict[str, Any]:
-    return {
-        "id": key.id,
-        "name": key.name,
-        "prefix": key.prefix,
-        "created_at": key.created_at,
-        "last_used_at": key.last_used_at,
-    }
+    return pick(key, "id", "name", "prefix", "created_at", "last_used_at")
 
 
 def _auth(request: Request, user: User) -> dict[str, Any]:

@@ -46,7 +46,6 @@ class NotConfirmed(Conflict):
 
 class TooSoon(KamiyoError):
     status = 429
-    code = "rate_limited"
 
 
 def needs_confirmation(kind: str) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -18,32 +18,11 @@ from kamiyo.delivery.models import WebhookAttempt
 from kamiyo.delivery.queue import WEBHOOKS, Claimed, Outcome, QueueKind, record
 from kamiyo.errors import InvalidInput, KamiyoError, NotFound
 from kamiyo.exploits.filters import ExploitFilters
-from kamiyo.exploits.service import list_exploits
+from kamiyo.exploits.models import Exploit
+from kamiyo.exploits.service import list_exploits, row_dict
+from kamiyo.kit.attrs import pick
 from kamiyo.kit.timeutil import iso
 from kamiyo.paging import decode_cursor, encode_cursor
-
-SAMPLE_EXPLOIT: dict[str, Any] = {
-    "id": 0,
-    "tx_hash": "0x" + "ab" * 32,
-    "chain": "ethereum",
-    "protocol": "Example Protocol",
-    "amount_usd": 1_250_000.0,
-    "amount_text": None,
-    "recovered_usd": None,
-    "returned_usd": None,
-    "loss_kind": "realised",
-    "disputed": False,
-    "corrections": [],
-    "timestamp": "2026-01-01T00:00:00Z",
-    "category": "flash_loan",
-    "description": "A test event from Kamiyo: no real incident.",
-    "attacker_address": None,
-    "explorer_url": None,
-    "verified_on_chain": False,
-    "sources": [],
-    "first_seen_at": "2026-01-01T00:00:00Z",
-    "updated_at": "2026-01-01T00:00:00Z",
-}
 
 
 class LimitReached(KamiyoError):
@@ -82,7 +61,28 @@ async def check_limit(session: AsyncSession, model: Any, user_id: int, limit: in
 async def sample_exploit(session: AsyncSession) -> dict[str, Any]:
     """The newest real exploit (so test messages look like real ones), or a synthetic sample."""
     page = await list_exploits(session, ExploitFilters(), page_size=1)
-    return page["data"][0] if page["data"] else dict(SAMPLE_EXPLOIT)
+    return page["data"][0] if page["data"] else synthetic_exploit()
+
+
+def synthetic_exploit() -> dict[str, Any]:
+    """A made-up record, serialised as every exploit is (so a test event has the API's exploit shape)."""
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    record = Exploit(
+        id=0,
+        tx_hash="0x" + "ab" * 32,
+        chain="ethereum",
+        protocol="Example Protocol",
+        amount_usd=1_250_000.0,
+        amount_status="stated",
+        loss_kind="realised",
+        timestamp=when,
+        time_precision="day",
+        category="flash_loan",
+        description="A test event from Kamiyo: no real incident.",
+        first_seen_at=when,
+        updated_at=when,
+    )
+    return row_dict(record)
 
 
 async def list_deliveries(
@@ -103,16 +103,9 @@ async def list_deliveries(
 
 def delivery_dict(row: Any) -> dict[str, Any]:
     return {
-        "id": row.id,
-        "message_id": row.message_id,
-        "event_type": row.event_type,
-        "exploit_id": row.exploit_id,
-        "status": row.status,
-        "attempts": row.attempts,
+        **pick(row, "id", "message_id", "event_type", "exploit_id", "status", "attempts"),
         "next_attempt_at": iso(row.next_attempt_at) if row.status == "pending" else None,
-        "response_status": row.response_status,
-        "latency_ms": row.latency_ms,
-        "error": row.error,
+        **pick(row, "response_status", "latency_ms", "error"),
         "created_at": iso(row.created_at),
         "delivered_at": iso(row.delivered_at),
     }

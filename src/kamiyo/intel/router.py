@@ -18,7 +18,7 @@ from kamiyo.api_deps import SessionDep, SettingsDep, get_database
 from kamiyo.db import Database
 from kamiyo.errors import InvalidInput, NotFound
 from kamiyo.exploits import service
-from kamiyo.exploits.router import CursorParam, FiltersDep, PageParam, PageSizeParam, SortParam
+from kamiyo.exploits.router import FiltersDep, PageDep
 from kamiyo.intel import ids, misp, stix, taxii
 from kamiyo.intel.keys import incident_index
 from kamiyo.kit.jsonresp import dumps
@@ -55,16 +55,8 @@ def _taxii(body: dict[str, Any], headers: dict[str, str] | None = None) -> Respo
     "between them. Ids are stable across re-fetches. The next page's `cursor` is in the `Link` header "
     '(`rel="next"`) and in `X-Next-Cursor`.',
 )
-async def stix_bundle(
-    request: Request,
-    session: SessionDep,
-    filters: FiltersDep,
-    sort: SortParam = "-timestamp",
-    page: PageParam = 1,
-    page_size: PageSizeParam = 50,
-    cursor: CursorParam = None,
-) -> Response:
-    found = await service.list_exploits(session, filters, sort=sort, page=page, page_size=page_size, cursor=cursor)
+async def stix_bundle(request: Request, session: SessionDep, paging: PageDep, filters: FiltersDep) -> Response:
+    found = await service.list_exploits(session, filters, **paging)
     headers = {"X-Total-Count": str(found["total"])}
     if found["next_cursor"]:
         query = [(k, v) for k, v in request.query_params.multi_items() if k not in ("cursor", "page")]

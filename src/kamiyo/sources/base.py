@@ -171,3 +171,13 @@ def each(items: Iterable[T], build: Callable[[T], Report | None], source: str) -
             yield report
     if skipped:
         log.warning("source items skipped", extra={"source": source, "skipped": skipped})
+
+
+def each_object(
+    items: Any, build: Callable[[dict[str, Any]], Report | None], source: str, *, error: str
+) -> list[Report]:
+    """`each` over the objects of a JSON list (other entries are passed over); ParseError(`error`) when
+    `items` is not a list: the answer is not in the source's format."""
+    if not isinstance(items, list):
+        raise ParseError(error)
+    return list(each((item for item in items if isinstance(item, dict)), build, source))

@@ -17,7 +17,7 @@ from typing import Any
 from kamiyo.sources._api import request
 from kamiyo.sources._classify import extract
 from kamiyo.sources._protocol_names import extract_protocol
-from kamiyo.sources.base import Document, ParseError, Report, Source, each
+from kamiyo.sources.base import Document, Report, Source, each_object
 from kamiyo.sources.http import SourceContext
 from kamiyo.vocabulary.normalise import (
     USD_STABLECOINS,
@@ -81,9 +81,7 @@ def _build(item: dict[str, Any]) -> Report | None:
 def parse(document: Document) -> list[Report]:
     answer = document.json()
     items = answer.get("reports") if isinstance(answer, dict) else answer
-    if not isinstance(items, list):
-        raise ParseError("expected a list of Chainabuse reports")
-    return list(each((i for i in items if isinstance(i, dict)), _build, NAME))
+    return each_object(items, _build, NAME, error="expected a list of Chainabuse reports")
 
 
 async def fetch(ctx: SourceContext) -> list[Report]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from kamiyo.sources._api import graphql
-from kamiyo.sources.base import ParseError, Report, Source, each
+from kamiyo.sources.base import Report, Source, each_object
 from kamiyo.sources.http import SourceContext
 from kamiyo.vocabulary.normalise import normalise_category, normalise_chain, parse_date_text
 
@@ -42,9 +42,6 @@ def _chain(ids: Any, names: dict[str, str]) -> str | None:
 
 
 def parse_rekts(data: dict[str, Any]) -> list[Report]:
-    rekts = data.get("rekts")
-    if not isinstance(rekts, list):
-        raise ParseError("GraphQL answer has no rekts list")
     names = {str(c.get("id")): str(c.get("name")) for c in data.get("chains") or [] if isinstance(c, dict)}
 
     def build(item: dict[str, Any]) -> Report | None:
@@ -69,7 +66,7 @@ def parse_rekts(data: dict[str, Any]) -> list[Report]:
             raw=item,
         )
 
-    return list(each((r for r in rekts if isinstance(r, dict)), build, NAME))
+    return each_object(data.get("rekts"), build, NAME, error="GraphQL answer has no rekts list")
 
 
 async def fetch(ctx: SourceContext) -> list[Report]:

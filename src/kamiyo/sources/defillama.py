@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from kamiyo.sources.base import Document, ParseError, Report, Source, each
+from kamiyo.sources.base import Document, Report, Source, each_object
 from kamiyo.vocabulary.normalise import normalise_category, normalise_chain, parse_date_text
 
 NAME = "defillama"
@@ -95,10 +95,7 @@ def _report(item: dict[str, Any]) -> Report | None:
 def parse(document: Document) -> list[Report]:
     """Every hack; two entries with one name and day (Merlin, 2021-05-26) get refs "…#2", "…#3" in
     order of amount, so neither overwrites the other."""
-    items = document.json()
-    if not isinstance(items, list):
-        raise ParseError("expected a JSON list of hacks")
-    reports = list(each((i for i in items if isinstance(i, dict)), _report, NAME))
+    reports = each_object(document.json(), _report, NAME, error="expected a JSON list of hacks")
     by_ref: dict[str, list[Report]] = {}
     for report in reports:
         by_ref.setdefault(report.source_ref, []).append(report)

@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from kamiyo.sources._classify import incident_report
-from kamiyo.sources.base import Document, ParseError, Report, Source, each
+from kamiyo.sources.base import Document, Report, Source, each_object
 from kamiyo.sources.html import parse_html
 from kamiyo.vocabulary.normalise import parse_date_text
 
@@ -54,9 +54,7 @@ def _report(item: dict[str, Any]) -> Report | None:
 def parse(document: Document) -> list[Report]:
     answer = document.json()
     results = answer.get("results") if isinstance(answer, dict) else None
-    if not isinstance(results, list):
-        raise ParseError("expected the DOJ API's {results: [...]}")
-    return list(each((r for r in results if isinstance(r, dict)), _report, NAME))
+    return each_object(results, _report, NAME, error="expected the DOJ API's {results: [...]}")
 
 
 SOURCE = Source(

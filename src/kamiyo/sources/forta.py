@@ -18,7 +18,7 @@ from typing import Any
 
 from kamiyo.sources._api import bearer, graphql
 from kamiyo.sources._classify import extract_category
-from kamiyo.sources.base import ParseError, Report, Source, each
+from kamiyo.sources.base import Report, Source, each_object
 from kamiyo.sources.http import SourceContext
 from kamiyo.vocabulary.normalise import normalise_address, normalise_chain, normalise_tx_hash, parse_date_text
 
@@ -59,8 +59,6 @@ def _attacker(alert: dict[str, Any]) -> str | None:
 def parse_alerts(data: dict[str, Any]) -> list[Report]:
     page = data.get("alerts")
     alerts = page.get("alerts") if isinstance(page, dict) else None
-    if not isinstance(alerts, list):
-        raise ParseError("GraphQL answer has no alerts list")
 
     def build(alert: dict[str, Any]) -> Report | None:
         source: dict[str, Any] = alert["source"] if isinstance(alert.get("source"), dict) else {}
@@ -90,7 +88,7 @@ def parse_alerts(data: dict[str, Any]) -> list[Report]:
             raw=alert,
         )
 
-    return list(each((a for a in alerts if isinstance(a, dict)), build, NAME))
+    return each_object(alerts, build, NAME, error="GraphQL answer has no alerts list")
 
 
 def _next_cursor(data: dict[str, Any]) -> dict[str, Any] | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from kamiyo.sources._classify import incident_report
-from kamiyo.sources.base import Document, ParseError, Report, Source, each
+from kamiyo.sources.base import Document, Report, Source, each_object
 
 NAME = "reddit_defi_security"
 SUBREDDITS = "defi+ethdev+ethereum+CryptoCurrency"
@@ -34,9 +34,7 @@ def parse(document: Document) -> list[Report]:
     answer = document.json()
     data = answer.get("data") if isinstance(answer, dict) else None
     children = data.get("children") if isinstance(data, dict) else None
-    if not isinstance(children, list):
-        raise ParseError("expected a Reddit Listing")
-    return list(each((c for c in children if isinstance(c, dict)), _report, NAME))
+    return each_object(children, _report, NAME, error="expected a Reddit Listing")
 
 
 SOURCE = Source(

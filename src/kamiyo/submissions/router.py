@@ -21,7 +21,6 @@ SUBMIT_RATE = parse_rate("10/minute")
 
 class PayloadTooLarge(KamiyoError):
     status = 413
-    code = "payload_too_large"
 
 
 async def read_bounded(request: Request, limit: int) -> None:

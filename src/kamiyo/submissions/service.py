@@ -38,7 +38,6 @@ SOURCE = "community"
 
 class DailyCapReached(KamiyoError):
     status = 429
-    code = "rate_limited"
 
 
 def daily_cap(tier: str) -> int:

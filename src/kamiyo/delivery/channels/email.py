@@ -9,10 +9,9 @@ from __future__ import annotations
 import html
 import re
 import time
-from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
@@ -29,9 +28,10 @@ def header(value: str) -> str:
     return _CONTROL.sub(" ", value).strip()
 
 
-@dataclass(frozen=True, slots=True)
-class SmtpTarget:
-    host: str
+class SmtpTarget(TypedDict):
+    """The connection arguments of `aiosmtplib.send`, named as it names them."""
+
+    hostname: str
     port: int
     username: str | None
     password: str | None
@@ -45,7 +45,7 @@ def parse_smtp_url(url: str) -> SmtpTarget:
         raise ValueError("KAMIYO_SMTP_URL must look like smtp://user:pass@host:port or smtps://…")
     implicit = parts.scheme == "smtps"
     return SmtpTarget(
-        host=parts.hostname,
+        hostname=parts.hostname,
         port=parts.port or (465 if implicit else 587),
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
@@ -96,16 +96,7 @@ async def send(target: str, message: dict[str, Any], now: datetime, settings: Se
     mail.add_alternative(message["html"], subtype="html")
     started = time.perf_counter()
     try:
-        await aiosmtplib.send(
-            mail,
-            hostname=smtp.host,
-            port=smtp.port,
-            username=smtp.username,
-            password=smtp.password,
-            use_tls=smtp.use_tls,
-            start_tls=smtp.start_tls,
-            timeout=settings.webhook_timeout,
-        )
+        await aiosmtplib.send(mail, **smtp, timeout=settings.webhook_timeout)
         result = SendResult(status=250)
     except aiosmtplib.SMTPException as exc:
         result = SendResult(error=f"SMTP: {type(exc).__name__}: {exc}"[:300])
