@@ -8,6 +8,7 @@ its imports (about 1.4 s a command). A command runs its own event loop, so async
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import sys
@@ -24,11 +25,15 @@ QUIET = {"KAMIYO_SEED": "0", "KAMIYO_OFFLINE": "1", "COLUMNS": "200"}
 
 def kamiyo(*args: str, input: str | None = None, **env: str | None) -> subprocess.CompletedProcess[str]:
     """`kamiyo ARGS` with the quiet defaults and `env` (None unsets); its exit status, stdout and stderr."""
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers[:] = []  # as in a fresh process: warnings reach this command's stderr through logging's last resort
     get_settings.cache_clear()
     try:
         result = CliRunner().invoke(app, list(args), env={**QUIET, **env}, input=input)
     finally:
         get_settings.cache_clear()
+        root.handlers[:] = saved
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return subprocess.CompletedProcess(list(args), result.exit_code, result.stdout, result.stderr)
