@@ -29,8 +29,8 @@ from kamiyo.delivery.queue import ALERTS
 from kamiyo.errors import KamiyoError, NotFound
 from kamiyo.kit.timeutil import utcnow
 from kamiyo.tiers import get_tier
-from kamiyo.web.account_pages import see_other, to_login
 from kamiyo.web.endpoint_pages import EndpointPages, acting_on, add_actions, submit_form
+from kamiyo.web.page_deps import PageForm, PageUser, see_other
 from kamiyo.web.render import render_html
 from kamiyo.web.subscription_forms import (
     SubscriptionForm,
@@ -157,22 +157,18 @@ async def alerts(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    user: OptionalUser,
+    user: PageUser,
     kind: str = "discord",
     done: str = "",
 ) -> Response:
-    if user is None:
-        return to_login(request)
     chosen = KINDS.get(kind, KINDS["discord"])
     return await list_page(request, session, settings, user, chosen, notice=NOTICES.get(done))
 
 
 @router.post(BASE + "/{kind}")
 async def create(
-    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, kind: str
+    request: Request, session: SessionDep, settings: SettingsDep, user: PageUser, form: PageForm, kind: str
 ) -> Response:
-    if user is None:
-        return to_login(request)
     info = kind_of(kind)
 
     def payload(form: SubscriptionForm) -> dict[str, Any]:
@@ -189,14 +185,14 @@ async def create(
     async def show(status: int, form: SubscriptionForm) -> Response:
         return await list_page(request, session, settings, user, info, status=status, form=form)
 
-    return await submit_form(request, user, (info.field, "description"), (info.model, payload), act, show)
+    return await submit_form(request, user, form, (info.field, "description"), (info.model, payload), act, show)
 
 
 @router.get(BASE + "/{kind}/{channel_id}")
 async def channel_view(
     request: Request,
     session: SessionDep,
-    user: OptionalUser,
+    user: PageUser,
     kind: str,
     channel_id: ChannelId,
     done: str = "",
@@ -204,8 +200,6 @@ async def channel_view(
     replayed: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    if user is None:
-        return to_login(request)
     channel = await endpoints.get(session, service.KINDS[kind_of(kind).name], user.id, channel_id)
     notice = CREATED_UNCONFIRMED.get(kind, CREATED) if done == "created" else NOTICES.get(done)
     if replayed:
@@ -215,10 +209,14 @@ async def channel_view(
 
 @router.post(BASE + "/{kind}/{channel_id}")
 async def edit(
-    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, kind: str, channel_id: ChannelId
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: PageUser,
+    form: PageForm,
+    kind: str,
+    channel_id: ChannelId,
 ) -> Response:
-    if user is None:
-        return to_login(request)
     info = kind_of(kind)
     channel = await endpoints.get(session, service.KINDS[info.name], user.id, channel_id)
 
@@ -236,7 +234,7 @@ async def edit(
     async def show(status: int, form: SubscriptionForm) -> Response:
         return await detail_page(request, session, user, channel, status=status, form=form)
 
-    return await submit_form(request, user, (info.field, "description"), (ChannelUpdate, payload), act, show)
+    return await submit_form(request, user, form, (info.field, "description"), (ChannelUpdate, payload), act, show)
 
 
 async def _load(session: AsyncSession, user: User, path: Mapping[str, Any], channel_id: int) -> AlertChannel:
@@ -265,14 +263,11 @@ add_actions(router, PAGES)
 
 @router.post(BASE + "/{kind}/{channel_id}/confirm")
 async def confirm_code(
-    request: Request, session: SessionDep, user: OptionalUser, kind: str, channel_id: ChannelId
+    request: Request, session: SessionDep, user: PageUser, form: PageForm, kind: str, channel_id: ChannelId
 ) -> Response:
     """The code the Telegram chat received (or an e-mail link's code), typed on the channel page."""
-    found = await acting_on(request, session, user, PAGES, channel_id)
-    if isinstance(found, Response):
-        return found
-    user, channel = found
-    code = str((await request.form()).get("code") or "")[:200]
+    channel = await acting_on(request, session, user, form, PAGES, channel_id)
+    code = str(form.data.get("code") or "")[:200]
     try:
         confirmed = await confirm.confirm(session, channel, code, utcnow())
     except KamiyoError as exc:
@@ -286,12 +281,15 @@ async def confirm_code(
 
 @router.post(BASE + "/{kind}/{channel_id}/resend")
 async def resend_confirmation(
-    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, kind: str, channel_id: ChannelId
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: PageUser,
+    form: PageForm,
+    kind: str,
+    channel_id: ChannelId,
 ) -> Response:
-    found = await acting_on(request, session, user, PAGES, channel_id)
-    if isinstance(found, Response):
-        return found
-    user, channel = found
+    channel = await acting_on(request, session, user, form, PAGES, channel_id)
     try:
         await confirm.resend(session, channel, confirm.link_base(settings), utcnow())
     except KamiyoError as exc:

@@ -2,8 +2,8 @@
 
 `submit_form` is the forms' flow. `add_actions(router, pages)` adds enable, disable, send a test, delete
 and replay below `pages.path` (`/app/webhooks/{webhook_id}`, `/app/alerts/{kind}/{channel_id}`). Each
-sends a visitor to the login page, loads the user's own endpoint (404 otherwise), checks the CSRF token
-and the API's limit on webhook and channel changes (`guard`), then answers with a redirect
+is for a logged-in user (`PageUser`), loads the user's own endpoint (404 otherwise), checks the form's CSRF
+token and the API's limit on webhook and channel changes (`guard`), then answers with a redirect
 (post/redirect/get), or with the endpoint's page and the reason.
 """
 
@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kamiyo.accounts.deps import OptionalUser, Principal, RateLimited, limit_webhook_mutations
+from kamiyo.accounts.deps import Principal, RateLimited, limit_webhook_mutations
 from kamiyo.accounts.models import User
 from kamiyo.api_deps import SessionDep, SettingsDep, get_database, row_id
 from kamiyo.config import Settings
@@ -26,7 +26,7 @@ from kamiyo.delivery import endpoints
 from kamiyo.delivery.endpoints import EndpointKind
 from kamiyo.errors import KamiyoError
 from kamiyo.kit.timeutil import utcnow
-from kamiyo.web.account_pages import CSRF_MESSAGE, csrf_ok, see_other, to_login
+from kamiyo.web.page_deps import CSRF_MESSAGE, Answered, PageForm, PageUser, SubmittedForm, see_other
 from kamiyo.web.subscription_forms import SubscriptionForm, read_form, service_error, validate
 
 Load = Callable[[AsyncSession, User, Mapping[str, Any], int], Awaitable[Any]]
@@ -48,9 +48,9 @@ class EndpointPages:
     switch: Callable[[AsyncSession, Settings, Any, bool], Awaitable[Any]]  # enable or disable it
 
 
-async def guard(request: Request, user: User) -> tuple[int, str] | None:
+async def guard(request: Request, user: User, form: SubmittedForm) -> tuple[int, str] | None:
     """CSRF, then the API's limit on webhook changes; (status, message) when the change must not go ahead."""
-    if not await csrf_ok(request):
+    if not form.csrf_ok:
         return 403, CSRF_MESSAGE
     try:
         await limit_webhook_mutations(request, Principal(user.id, user.email, user.tier, "session"))
@@ -65,6 +65,7 @@ Show = Callable[[int, SubscriptionForm], Awaitable[Response]]
 async def submit_form(
     request: Request,
     user: User,
+    submitted: SubmittedForm,
     fields: tuple[str, ...],
     body: tuple[type[BaseModel], Callable[[SubscriptionForm], dict[str, Any]]],
     act: Callable[[Any], Awaitable[Response]],
@@ -72,8 +73,8 @@ async def submit_form(
 ) -> Response:
     """A submitted create or edit form: CSRF and the change limit, then the API's own body model (`body`: the
     model and the payload read from the form), then `act` on it; or `show` the form again, errors by their fields."""
-    form = read_form(await request.form(), fields)
-    if refused := await guard(request, user):
+    form = read_form(submitted.data, fields)
+    if refused := await guard(request, user, submitted):
         form.errors["form"] = refused[1]
         return await show(refused[0], form)
     data = validate(body[0], body[1](form), form)
@@ -87,62 +88,66 @@ async def submit_form(
 
 
 async def acting_on(
-    request: Request, session: AsyncSession, user: User | None, pages: EndpointPages, endpoint_id: int
-) -> tuple[User, Any] | Response:
-    """The user and the endpoint an action is for, or the answer instead: the login page, or the refused action."""
-    if user is None:
-        return to_login(request)
+    request: Request,
+    session: AsyncSession,
+    user: User,
+    form: SubmittedForm,
+    pages: EndpointPages,
+    endpoint_id: int,
+    *,
+    sending: bool = False,
+) -> Any:
+    """The user's own endpoint an action is for (404 otherwise), once the action may go ahead; else the request is
+    `Answered` with the endpoint's page and the reason. `sending`: refused too while nothing may be sent to it."""
     row = await pages.load(session, user, request.path_params, endpoint_id)
-    if refused := await guard(request, user):
-        return await pages.detail(request, session, user, row, status=refused[0], action_error=refused[1])
-    return user, row
-
-
-async def sendable(
-    request: Request, session: AsyncSession, user: User | None, pages: EndpointPages, endpoint_id: int
-) -> tuple[User, Any] | Response:
-    """As `acting_on`, and refused (with the reason on the page) while nothing may be sent to it: unconfirmed."""
-    found = await acting_on(request, session, user, pages, endpoint_id)
-    if isinstance(found, Response):
-        return found
-    try:
-        pages.kind_of(found[1]).ready(found[1])
-    except KamiyoError as exc:
-        message = exc.message[:1].upper() + exc.message[1:] + "."
-        return await pages.detail(request, session, found[0], found[1], status=exc.status, action_error=message)
-    return found
+    refused = await guard(request, user, form)
+    if refused is None and sending:
+        try:
+            pages.kind_of(row).ready(row)
+        except KamiyoError as exc:
+            refused = exc.status, exc.message[:1].upper() + exc.message[1:] + "."
+    if refused:
+        raise Answered(await pages.detail(request, session, user, row, status=refused[0], action_error=refused[1]))
+    return row
 
 
 def add_actions(router: APIRouter, pages: EndpointPages) -> None:
     EndpointId = Annotated[int, row_id(pages.id_doc, pages.id_name)]
 
     async def switch(
-        request: Request, session: AsyncSession, settings: Settings, user: User | None, at: int, on: bool
+        request: Request, session: AsyncSession, settings: Settings, user: User, form: SubmittedForm, at: int, on: bool
     ) -> Response:
-        found = await acting_on(request, session, user, pages, at)
-        if isinstance(found, Response):
-            return found
-        await pages.switch(session, settings, found[1], on)
-        return see_other(f"{pages.url(found[1])}?done={'enabled' if on else 'disabled'}")
+        row = await acting_on(request, session, user, form, pages, at)
+        await pages.switch(session, settings, row, on)
+        return see_other(f"{pages.url(row)}?done={'enabled' if on else 'disabled'}")
 
     @router.post(pages.path + "/enable")
     async def enable(
-        request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, endpoint_id: EndpointId
+        request: Request,
+        session: SessionDep,
+        settings: SettingsDep,
+        user: PageUser,
+        form: PageForm,
+        endpoint_id: EndpointId,
     ) -> Response:
-        return await switch(request, session, settings, user, endpoint_id, on=True)
+        return await switch(request, session, settings, user, form, endpoint_id, on=True)
 
     @router.post(pages.path + "/disable")
     async def disable(
-        request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, endpoint_id: EndpointId
+        request: Request,
+        session: SessionDep,
+        settings: SettingsDep,
+        user: PageUser,
+        form: PageForm,
+        endpoint_id: EndpointId,
     ) -> Response:
-        return await switch(request, session, settings, user, endpoint_id, on=False)
+        return await switch(request, session, settings, user, form, endpoint_id, on=False)
 
     @router.post(pages.path + "/delete")
-    async def delete(request: Request, session: SessionDep, user: OptionalUser, endpoint_id: EndpointId) -> Response:
-        found = await acting_on(request, session, user, pages, endpoint_id)
-        if isinstance(found, Response):
-            return found
-        await endpoints.delete(session, found[1])
+    async def delete(
+        request: Request, session: SessionDep, user: PageUser, form: PageForm, endpoint_id: EndpointId
+    ) -> Response:
+        await endpoints.delete(session, await acting_on(request, session, user, form, pages, endpoint_id))
         return see_other(f"{pages.list_url}?done=deleted")
 
     add_sending_actions(router, pages)
@@ -155,28 +160,32 @@ def add_sending_actions(router: APIRouter, pages: EndpointPages) -> None:
 
     @router.post(pages.path + "/test")
     async def send_test(
-        request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, endpoint_id: EndpointId
+        request: Request,
+        session: SessionDep,
+        settings: SettingsDep,
+        user: PageUser,
+        form: PageForm,
+        endpoint_id: EndpointId,
     ) -> Response:
         """A test message now, rendered and sent as the API's `…/test` does; the log shows the outcome."""
-        found = await sendable(request, session, user, pages, endpoint_id)
-        if isinstance(found, Response):
-            return found
-        row = found[1]
+        row = await acting_on(request, session, user, form, pages, endpoint_id, sending=True)
         _, sent = await endpoints.send_test(get_database(request), settings, session, pages.kind_of(row), row)
         return see_other(f"{pages.url(row)}?test={sent['id']}")
 
     @router.post(pages.path + "/deliveries/{delivery_id}/replay")
     async def replay(
-        request: Request, session: SessionDep, user: OptionalUser, endpoint_id: EndpointId, delivery_id: DeliveryId
+        request: Request,
+        session: SessionDep,
+        user: PageUser,
+        form: PageForm,
+        endpoint_id: EndpointId,
+        delivery_id: DeliveryId,
     ) -> Response:
-        found = await sendable(request, session, user, pages, endpoint_id)
-        if isinstance(found, Response):
-            return found
-        who, row = found
+        row = await acting_on(request, session, user, form, pages, endpoint_id, sending=True)
         try:
             await endpoints.replay(session, pages.kind_of(row), row, delivery_id, utcnow())
         except KamiyoError as exc:
             if exc.status == 404:
                 raise
-            return await pages.detail(request, session, who, row, status=exc.status, action_error=exc.message)
+            return await pages.detail(request, session, user, row, status=exc.status, action_error=exc.message)
         return see_other(f"{pages.url(row)}?replayed={delivery_id}")

@@ -14,7 +14,6 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kamiyo.accounts.deps import OptionalUser
 from kamiyo.accounts.models import User
 from kamiyo.api_deps import SessionDep, SettingsDep, row_id
 from kamiyo.config import Settings
@@ -24,8 +23,8 @@ from kamiyo.delivery.models import UserWebhook
 from kamiyo.delivery.queue import WEBHOOKS
 from kamiyo.kit.timeutil import utcnow
 from kamiyo.tiers import TIERS, get_tier
-from kamiyo.web.account_pages import see_other, to_login
 from kamiyo.web.endpoint_pages import EndpointPages, acting_on, add_actions, submit_form
+from kamiyo.web.page_deps import PageForm, PageUser, see_other
 from kamiyo.web.render import render_html
 from kamiyo.web.subscription_forms import (
     SubscriptionForm,
@@ -101,16 +100,14 @@ async def detail_page(
 
 
 @router.get(BASE)
-async def webhooks(request: Request, session: SessionDep, user: OptionalUser, done: str = "") -> Response:
-    if user is None:
-        return to_login(request)
+async def webhooks(request: Request, session: SessionDep, user: PageUser, done: str = "") -> Response:
     return await list_page(request, session, user, notice=NOTICES.get(done))
 
 
 @router.post(BASE)
-async def create(request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser) -> Response:
-    if user is None:
-        return to_login(request)
+async def create(
+    request: Request, session: SessionDep, settings: SettingsDep, user: PageUser, form: PageForm
+) -> Response:
 
     def payload(form: SubscriptionForm) -> dict[str, Any]:
         return {"url": form.text("url"), "description": form.text("description"), "enabled": form.enabled}
@@ -123,22 +120,20 @@ async def create(request: Request, session: SessionDep, settings: SettingsDep, u
         return await list_page(request, session, user, status=status, form=form)
 
     body = (WebhookCreate, lambda form: payload(form) | {"filters": filters_payload(form)})
-    return await submit_form(request, user, TEXT_FIELDS, body, act, show)
+    return await submit_form(request, user, form, TEXT_FIELDS, body, act, show)
 
 
 @router.get(BASE + "/{webhook_id}")
 async def webhook(
     request: Request,
     session: SessionDep,
-    user: OptionalUser,
+    user: PageUser,
     webhook_id: WebhookId,
     done: str = "",
     test: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     replayed: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    if user is None:
-        return to_login(request)
     hook = await endpoints.get(session, service.WEBHOOK, user.id, webhook_id)
     notice = NOTICES.get(done)
     if replayed:
@@ -148,10 +143,13 @@ async def webhook(
 
 @router.post(BASE + "/{webhook_id}")
 async def edit(
-    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, webhook_id: WebhookId
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: PageUser,
+    form: PageForm,
+    webhook_id: WebhookId,
 ) -> Response:
-    if user is None:
-        return to_login(request)
     hook = await endpoints.get(session, service.WEBHOOK, user.id, webhook_id)
 
     def payload(form: SubscriptionForm) -> dict[str, Any]:
@@ -165,7 +163,7 @@ async def edit(
         await session.refresh(hook)  # the page shows what is stored, the form what was typed
         return await detail_page(request, session, user, hook, status=status, form=form)
 
-    return await submit_form(request, user, TEXT_FIELDS, (WebhookUpdate, payload), act, show)
+    return await submit_form(request, user, form, TEXT_FIELDS, (WebhookUpdate, payload), act, show)
 
 
 async def _load(session: AsyncSession, user: User, _path: Mapping[str, Any], webhook_id: int) -> UserWebhook:
@@ -194,10 +192,13 @@ add_actions(router, PAGES)
 
 @router.post(BASE + "/{webhook_id}/rotate")
 async def rotate(
-    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, webhook_id: WebhookId
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: PageUser,
+    form: PageForm,
+    webhook_id: WebhookId,
 ) -> Response:
-    found = await acting_on(request, session, user, PAGES, webhook_id)
-    if isinstance(found, Response):
-        return found
-    secret = await service.rotate_secret(session, settings, found[1], utcnow())
-    return await detail_page(request, session, found[0], found[1], secret=secret, rotated=True)
+    hook = await acting_on(request, session, user, form, PAGES, webhook_id)
+    secret = await service.rotate_secret(session, settings, hook, utcnow())
+    return await detail_page(request, session, user, hook, secret=secret, rotated=True)
