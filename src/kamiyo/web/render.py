@@ -15,6 +15,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from kamiyo import __version__
 from kamiyo.accounts.csrf import csrf_token
+from kamiyo.app_state import app_state
 from kamiyo.kit.timeutil import as_utc, utcnow
 from kamiyo.sources import REGISTRY
 from kamiyo.vocabulary.taxonomy import CATEGORIES, CHAINS, TARGET_TYPES, Chain
@@ -172,6 +173,7 @@ def environment() -> Environment:
     env.globals.update(
         static_url=static_url,
         csrf_token=csrf_token,
+        app_state=app_state,
         attribution=ATTRIBUTION,
         version=__version__,
         CHAINS=CHAINS,

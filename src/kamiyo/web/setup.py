@@ -9,6 +9,7 @@ from fastapi.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from kamiyo.app_state import app_state
 from kamiyo.web.account_pages import router as account_router
 from kamiyo.web.admin_pages import router as admin_router
 from kamiyo.web.alert_pages import router as alert_router
@@ -66,4 +67,4 @@ def install_web(app: FastAPI) -> None:
     app.include_router(webhook_router)
     app.include_router(alert_router)
     app.include_router(legal_router)
-    app.state.html_error_renderer = html_error
+    app_state(app).html_error_renderer = html_error
