@@ -22,9 +22,9 @@ from kamiyo.api_deps import SessionDep, SettingsDep, row_id
 from kamiyo.billing import service as billing
 from kamiyo.billing.stripe_api import BillingNotConfigured
 from kamiyo.errors import KamiyoError
-from kamiyo.tiers import TIERS, get_tier, stripe_price
+from kamiyo.tiers import TIERS, stripe_price
 from kamiyo.web.page_deps import CSRF_MESSAGE, PageForm, PageUser, SubmittedForm, ValidCsrf, see_other
-from kamiyo.web.render import render_html
+from kamiyo.web.render import account_html, render_html
 
 router = APIRouter(include_in_schema=False)
 DEFAULT_NEXT = "/app/keys"
@@ -177,16 +177,8 @@ async def keys_page(
 ) -> Response:
     context.setdefault("errors", {})
     context.setdefault("name", "")
-    return render_html(
-        request,
-        "keys.html",
-        status=status,
-        title="API keys · Kamiyo",
-        user=user,
-        tier=get_tier(user.tier),
-        keys=await accounts.list_keys(session, user.id),
-        **context,
-    )
+    keys = await accounts.list_keys(session, user.id)
+    return account_html(request, "keys.html", "API keys", user, status=status, keys=keys, **context)
 
 
 @router.get("/app/keys")
@@ -226,13 +218,12 @@ async def billing_page(
         subscription: dict[str, Any] | None = await billing.subscription_status(session, settings, user)
     except BillingNotConfigured:
         subscription = None
-    return render_html(
+    return account_html(
         request,
         "billing.html",
+        "Billing",
+        user,
         status=status,
-        title="Billing · Kamiyo",
-        user=user,
-        tier=get_tier(user.tier),
         subscription=subscription,
         configured=subscription is not None,
         errors=context.pop("errors", {}),

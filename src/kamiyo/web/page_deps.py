@@ -7,6 +7,8 @@
 - `PageForm`: the submitted form, read once, and whether its CSRF token was valid. A handler answers a bad
   token by rendering its own form again with `CSRF_MESSAGE` (403), so the visitor keeps what they typed;
   `ValidCsrf` is for the forms that have nothing to show again (log out, revoke): a plain 403 page.
+- `PagePost`: all of these with the session and settings, for the handlers that pass them on together (the
+  webhook and channel forms and actions).
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 
 from kamiyo.accounts.csrf import CsrfFailed, verify_csrf
 from kamiyo.accounts.deps import OptionalUser
 from kamiyo.accounts.models import User
+from kamiyo.api_deps import SessionDep, SettingsDep
+from kamiyo.config import Settings
 from kamiyo.errors import KamiyoError
 
 CSRF_MESSAGE = "This form expired or did not come from this site. Please submit it again."
@@ -82,6 +87,26 @@ async def page_form(request: Request) -> SubmittedForm:
 
 PageForm = Annotated[SubmittedForm, Depends(page_form)]
 ValidCsrf = Annotated[None, Depends(verify_csrf)]
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """A logged-in user's form, posted to a page, with what its handler works with."""
+
+    request: Request
+    session: AsyncSession
+    settings: Settings
+    user: User
+    form: SubmittedForm
+
+
+async def posted(
+    request: Request, session: SessionDep, settings: SettingsDep, user: PageUser, form: PageForm
+) -> Posted:
+    return Posted(request, session, settings, user, form)
+
+
+PagePost = Annotated[Posted, Depends(posted)]
 
 
 def install_page_deps(app: FastAPI) -> None:
