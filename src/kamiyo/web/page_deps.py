@@ -1,8 +1,8 @@
 """What every dashboard page handler needs before its own work: the logged-in user and the submitted form.
 
 - `PageUser`: the logged-in user; a visitor is sent to `/login?next=<this path>` (303) instead, so no handler
-  tests for a missing user. A dependency ends a request with its own answer by raising `Answered`
-  (`install_page_deps` sends it).
+  tests for a missing user. A dependency (or a page's helper) ends a request with its own answer by raising
+  `Answered`, which `install_page_deps` sends.
 - `AdminUser`: the same, and 403 unless the user is an admin.
 - `PageForm`: the submitted form, read once, and whether its CSRF token was valid. A handler answers a bad
   token by rendering its own form again with `CSRF_MESSAGE` (403), so the visitor keeps what they typed;
