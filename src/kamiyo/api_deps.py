@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kamiyo.app_state import app_state
 from kamiyo.config import Settings
 from kamiyo.db import Database
 from kamiyo.paging import MAX_ROW_ID
@@ -21,8 +22,7 @@ def row_id(description: str, name: str | None = None) -> Any:
 
 
 def get_database(request: Request) -> Database:
-    db: Database = request.app.state.db
-    return db
+    return app_state(request).db
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -32,8 +32,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 def get_app_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+    return app_state(request).settings
 
 
 # scope="function": commit (or roll back) before the response is sent, so a client never sees a success whose

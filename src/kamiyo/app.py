@@ -13,6 +13,7 @@ from kamiyo import __version__
 from kamiyo.accounts.router import router as accounts_router
 from kamiyo.accounts.setup import install_access, start_access, stop_access
 from kamiyo.alerts.router import router as alerts_router
+from kamiyo.app_state import AppState, app_state
 from kamiyo.billing.router import router as billing_router
 from kamiyo.body_limit import install_body_limit
 from kamiyo.config import Settings, get_settings
@@ -65,12 +66,13 @@ def _lifespan(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owns_db = database is None
+        state = app_state(app)
         hold = ServerHold(settings.database_url)  # a restore refuses while this server runs
-        app.state.db = database or Database(settings.database_url)
+        state.db = database or Database(settings.database_url)
         await start_access(app, settings)
         wakeup.install_session_hooks()  # API writes wake the delivery workers, here or elsewhere
-        workers = Workers(app.state.db, settings)
-        app.state.workers = workers.status
+        workers = Workers(state.db, settings)
+        state.workers = workers.status
         on = settings.run_workers
         await workers.start(ingest=on, deliver=on, backups=on)
         if freeze_gc:
@@ -82,13 +84,12 @@ def _lifespan(
         try:
             yield
         finally:
-            hub = getattr(app.state, "stream_hub", None)
-            if hub is not None:
-                await hub.stop()
+            if state.stream_hub is not None:
+                await state.stream_hub.stop()
             await workers.stop()
             await stop_access(app)
             if owns_db:
-                await app.state.db.dispose()
+                await state.db.dispose()
             hold.release()
 
     return lifespan
@@ -109,7 +110,7 @@ def create_app(
         docs_url=None,  # install_docs: the same pages with assets from this server
         redoc_url=None,
     )
-    app.state.settings = settings
+    app.state = AppState(settings)
     response_cache.interval = settings.response_cache_seconds
     response_cache.shared_dir = settings.data_dir / "cache"  # owner-only, beside the data (never a /tmp path)
     _install_middleware(app, settings)

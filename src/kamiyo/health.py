@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from kamiyo import __version__
 from kamiyo.api_deps import get_app_settings, get_database
+from kamiyo.app_state import app_state
 from kamiyo.delivery.keycheck import check_key
 from kamiyo.exploits.models import Exploit, ReportRow
 from kamiyo.ingest.health import is_healthy, source_states
@@ -38,7 +39,7 @@ async def ping() -> Response:
 
 @router.get("/health", response_model=HealthOut, summary="Service health", responses={503: {"model": HealthOut}})
 async def health(request: Request) -> Response:
-    workers = dict(getattr(request.app.state, "workers", {}))
+    workers = dict(app_state(request).workers)
     body: dict[str, Any] = {"status": "ok", "version": __version__, "workers": workers}
     try:
         async with get_database(request).session() as session:

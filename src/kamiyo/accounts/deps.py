@@ -30,6 +30,7 @@ from kamiyo.accounts.csrf import verify_csrf
 from kamiyo.accounts.models import User
 from kamiyo.accounts.ratelimit import Limiter, Window, parse_rate
 from kamiyo.api_deps import SessionDep
+from kamiyo.app_state import app_state
 from kamiyo.errors import KamiyoError
 from kamiyo.tiers import Feature, Tier, get_tier
 
@@ -91,8 +92,7 @@ def _basic_key(token: str) -> str | None:
 
 
 def get_limiter(request: Request) -> Limiter:
-    limiter: Limiter = request.app.state.limiter
-    return limiter
+    return app_state(request).limiter
 
 
 async def _from_key(session: AsyncSession, raw: str) -> Principal:
@@ -169,7 +169,7 @@ def per_user_limit(
     per = f"{'an' if unit == 'hour' else 'a'} {unit}" if rate.multiples == 1 else f"per {rate.multiples} {unit}s"
 
     async def limit(request: Request, principal: PrincipalDep) -> Window | None:
-        if not request.app.state.settings.rate_limits_enabled:
+        if not app_state(request).settings.rate_limits_enabled:
             return None
         window = await get_limiter(request).hit(name, str(principal.user_id), rate)
         if not window.allowed:

@@ -20,7 +20,6 @@ import logging
 import sqlite3
 from typing import Any
 
-from limits import RateLimitItem
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
@@ -29,7 +28,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from kamiyo.accounts import service, sessions
 from kamiyo.accounts.csrf import CSRF_COOKIE
 from kamiyo.accounts.deps import Principal, api_key_from_headers
-from kamiyo.accounts.ratelimit import Limiter, Window
+from kamiyo.accounts.ratelimit import Window
+from kamiyo.app_state import app_state
 from kamiyo.errors import error_body
 from kamiyo.kit.clientip import client_identity
 from kamiyo.kit.jsonresp import FastJSONResponse
@@ -93,8 +93,8 @@ class AccessMiddleware:
 
     async def _admit(self, app: Any, scope: Scope, state: dict[str, Any], *, page: bool) -> Window | Response | None:
         """Authenticate a presented key or session and count the request: the window, or the error answer."""
-        settings = app.state.settings
-        limiter: Limiter = app.state.limiter
+        shared = app_state(app)
+        settings, limiter = shared.settings, shared.limiter
         raw_key = api_key_from_headers(scope["headers"])
         principal: Principal | None = None
         if raw_key is not None:
@@ -124,8 +124,7 @@ class AccessMiddleware:
         else:
             if not settings.rate_limits_enabled:
                 return None
-            rate: RateLimitItem = app.state.anon_rate
-            window = await limiter.hit("anon", client_identity(scope), rate)
+            window = await limiter.hit("anon", client_identity(scope), shared.anon_rate)
             message = "anonymous rate limit reached; an API key raises the limit"
         if not window.allowed:
             details = {"limit": window.limit, "reset": window.reset}
@@ -135,7 +134,8 @@ class AccessMiddleware:
 
 
 async def _resolve(app: Any, raw_key: str) -> Principal | None:
-    quick = app.state.db.quick
+    db = app_state(app).db
+    quick = db.quick
     if quick is not None:
         try:
             owner = service.resolve_key_on_loop(quick, raw_key)
@@ -143,7 +143,7 @@ async def _resolve(app: Any, raw_key: str) -> Principal | None:
             pass  # recorded, or read, through a session below
         else:
             return None if owner is None else Principal(owner.user_id, owner.email, owner.tier, "key", owner.key_id)
-    async with app.state.db.session() as session:
+    async with db.session() as session:
         found = await service.resolve_key(session, raw_key)
     if found is None:
         return None
@@ -158,7 +158,7 @@ async def _session_principal(app: Any, scope: Scope) -> Principal | None:
     if token is None:
         return None
     try:
-        async with app.state.db.session() as session:
+        async with app_state(app).db.session() as session:
             found = await sessions.find_session(session, token)
     except (SQLAlchemyError, OSError) as exc:  # counted as a visitor; the page reports the database itself
         log.warning("session check: database unavailable: %s", type(exc).__name__)
@@ -179,7 +179,7 @@ def _error(
     details: Any = None,
 ) -> Response:
     """The error answer: the dashboard's HTML error page on pages, the JSON error shape elsewhere."""
-    renderer = getattr(scope["app"].state, "html_error_renderer", None) if page else None
+    renderer = app_state(scope["app"]).html_error_renderer if page else None
     if renderer is not None:
         response: Response | None = renderer(Request(scope), status, code, message)
         if response is not None:

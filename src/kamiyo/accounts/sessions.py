@@ -18,6 +18,7 @@ from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
 from kamiyo.accounts.models import User, UserSession
+from kamiyo.app_state import app_state
 from kamiyo.kit.timeutil import utcnow
 
 SESSION_COOKIE = "kamiyo_session"
@@ -27,12 +28,10 @@ TOUCH_INTERVAL = timedelta(minutes=5)
 
 def app_secret(conn: HTTPConnection) -> bytes:
     """The process's signing secret (KAMIYO_SECRET_KEY or the generated one), read once per app."""
-    state = conn.app.state
-    secret: bytes | None = getattr(state, "kamiyo_secret", None)
-    if secret is None:
-        secret = state.settings.resolved_secret_key().encode()
-        state.kamiyo_secret = secret
-    return secret
+    state = app_state(conn)
+    if state.secret is None:
+        state.secret = state.settings.resolved_secret_key().encode()
+    return state.secret
 
 
 def mac(secret: bytes, purpose: str, value: str) -> str:

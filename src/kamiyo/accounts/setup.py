@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from kamiyo.accounts.middleware import AccessMiddleware
 from kamiyo.accounts.ratelimit import Limiter, LimitStore, parse_rate
+from kamiyo.app_state import app_state
 from kamiyo.config import Settings
 
 log = logging.getLogger(__name__)
@@ -22,18 +23,18 @@ DEFAULT_ANON_RATE = "60/minute"
 
 
 async def start_access(app: FastAPI, settings: Settings) -> None:
-    store = LimitStore(settings.redis_url)
-    app.state.limiter = Limiter(store)
+    state = app_state(app)
+    state.limiter = Limiter(LimitStore(settings.redis_url))
     try:
-        app.state.anon_rate = parse_rate(settings.anon_rate_limit)
+        state.anon_rate = parse_rate(settings.anon_rate_limit)
     except ValueError:
         log.error("KAMIYO_ANON_RATE_LIMIT is not a rate like `60/minute`; using %s", DEFAULT_ANON_RATE)
-        app.state.anon_rate = parse_rate(DEFAULT_ANON_RATE)
+        state.anon_rate = parse_rate(DEFAULT_ANON_RATE)
     if settings.redis_url:
         log.info("rate limits counted in Redis (shared by every API process)")
 
 
 async def stop_access(app: FastAPI) -> None:
-    limiter: Limiter | None = getattr(app.state, "limiter", None)
+    limiter: Limiter | None = getattr(app_state(app), "limiter", None)  # None: the start-up failed before it
     if limiter is not None:
         await limiter.store.close()

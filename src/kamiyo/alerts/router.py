@@ -12,6 +12,7 @@ from kamiyo.accounts.deps import CurrentUser, limit_webhook_mutations
 from kamiyo.accounts.models import User
 from kamiyo.alerts import confirm, service
 from kamiyo.alerts.schemas import (
+    CHANNEL_IDS,
     ChannelList,
     ChannelOut,
     ChannelUpdate,
@@ -28,7 +29,7 @@ from kamiyo.delivery.models import AlertChannel
 from kamiyo.errors import InvalidInput
 from kamiyo.kit.timeutil import utcnow
 
-ChannelId = Annotated[int, row_id("Channel id.")]
+ChannelId = Annotated[int, row_id(CHANNEL_IDS.doc)]
 CREATE_MODELS: dict[str, Any] = {
     "discord": WebhookChannelCreate,
     "slack": WebhookChannelCreate,
@@ -68,9 +69,7 @@ def channel_api(kind: str) -> EndpointApi:
         listing=ChannelList,
         update_body=ChannelUpdate,
         update=_update,
-        id_name="channel_id",
-        id_doc="Channel id.",
-        delivery_doc="Alert id.",
+        ids=CHANNEL_IDS,
         summaries={
             "list": f"Your {title} channels",
             "create": f"Add a {title} channel",

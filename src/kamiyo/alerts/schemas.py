@@ -6,7 +6,10 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kamiyo.delivery.endpoints import EndpointIds
 from kamiyo.delivery.filters import SubscriptionFilters
+
+CHANNEL_IDS = EndpointIds("channel_id", "Channel id.", "Alert id.")
 
 
 class ChannelFields(BaseModel):

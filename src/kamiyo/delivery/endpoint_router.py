@@ -21,7 +21,7 @@ from kamiyo.api_deps import SessionDep, SettingsDep, get_database, row_id
 from kamiyo.config import Settings
 from kamiyo.delivery import endpoints
 from kamiyo.delivery import service as delivery
-from kamiyo.delivery.endpoints import EndpointKind
+from kamiyo.delivery.endpoints import EndpointIds, EndpointKind
 from kamiyo.delivery.schemas import DeliveryOut, DeliveryPage, TestOutcome
 from kamiyo.kit.timeutil import utcnow
 from kamiyo.tiers import get_tier
@@ -45,9 +45,7 @@ class EndpointApi:
     listing: type[BaseModel]
     update_body: type[BaseModel]
     update: Update  # the kind's change (its destination), then the shared fields
-    id_name: str  # the id's name in paths: "webhook_id", "channel_id"
-    id_doc: str
-    delivery_doc: str
+    ids: EndpointIds
     summaries: dict[str, str]  # by route: list, create, read, update, delete, test, deliveries, retry
     descriptions: dict[str, str] = field(default_factory=dict)
 
@@ -55,9 +53,9 @@ class EndpointApi:
 def endpoint_router(api: EndpointApi) -> APIRouter:
     """The shared routes of one kind (closures keep `api` fixed)."""
     router = APIRouter(prefix=api.prefix, tags=[api.tag])
-    one = f"/{{{api.id_name}}}"
+    one = f"/{{{api.ids.name}}}"
     kind, say, doc = api.kind, api.summaries, api.descriptions
-    EndpointId = Annotated[int, row_id(api.id_doc, api.id_name)]
+    EndpointId = Annotated[int, row_id(api.ids.doc, api.ids.name)]
     CreateBody = Annotated[api.create_body, Body()]  # type: ignore[name-defined]
 
     @router.get("", response_model=api.listing, summary=say["list"])
@@ -104,9 +102,9 @@ def endpoint_router(api: EndpointApi) -> APIRouter:
 def add_log_routes(router: APIRouter, api: EndpointApi) -> None:
     """Test sends, the delivery log and replays."""
     kind, say, doc = api.kind, api.summaries, api.descriptions
-    EndpointId = Annotated[int, row_id(api.id_doc, api.id_name)]
-    DeliveryId = Annotated[int, row_id(api.delivery_doc)]
-    one = f"/{{{api.id_name}}}"
+    EndpointId = Annotated[int, row_id(api.ids.doc, api.ids.name)]
+    DeliveryId = Annotated[int, row_id(api.ids.delivery_doc)]
+    one = f"/{{{api.ids.name}}}"
 
     @router.post(
         one + "/test",

@@ -37,6 +37,15 @@ def _always_ready(_row: Any) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class EndpointIds:
+    """How one kind's API routes and pages name its ids in paths and docs."""
+
+    name: str  # the endpoint's id in paths: "webhook_id", "channel_id"
+    doc: str
+    delivery_doc: str  # one of its deliveries' id
+
+
+@dataclass(frozen=True, slots=True)
 class EndpointKind:
     """What one kind of endpoint does its own way; the rest of its life is this module's."""
 

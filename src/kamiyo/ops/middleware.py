@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kamiyo.app_state import app_state
 from kamiyo.logging_setup import direct_json_handler, request_id_var, write_json_line
 from kamiyo.ops import metrics
 from kamiyo.ops.route_labels import RouteTemplates
@@ -125,7 +126,7 @@ class ObservabilityMiddleware:
         await send({"type": "http.response.body", "body": body})
 
     async def _sample_queues(self) -> metrics.QueueSample | None:
-        db = getattr(self.fastapi_app.state, "db", None)
+        db = getattr(app_state(self.fastapi_app), "db", None)  # none before start-up
         if db is None:
             return None
         try:

@@ -16,7 +16,8 @@ from fastapi.responses import StreamingResponse
 
 from kamiyo.accounts.deps import Principal, PrincipalDep, RateLimited, get_limiter, require_feature
 from kamiyo.accounts.ratelimit import LimitStore
-from kamiyo.api_deps import SessionDep, get_database
+from kamiyo.api_deps import SessionDep
+from kamiyo.app_state import app_state
 from kamiyo.exploits.router import FiltersDep
 from kamiyo.kit.jsonresp import dumps
 from kamiyo.stream.hub import StreamHub, Subscriber
@@ -27,10 +28,10 @@ LEASE_HEARTBEATS = 3  # a stream's place lapses after this many heartbeats witho
 
 def get_hub(request: Request) -> StreamHub:
     """The process's hub, made on first use (no await in between: no race)."""
-    hub: StreamHub | None = getattr(request.app.state, "stream_hub", None)
-    if hub is None:
-        hub = request.app.state.stream_hub = StreamHub(get_database(request))
-    return hub
+    state = app_state(request)
+    if state.stream_hub is None:
+        state.stream_hub = StreamHub(state.db)
+    return state.stream_hub
 
 
 def _last_event_id(value: str | None) -> int | None:
@@ -57,7 +58,7 @@ class Lease:
 
 async def take_lease(request: Request, principal: Principal) -> Lease:
     """One of the account's `KAMIYO_STREAM_MAX_PER_USER` stream places, or 429 when all are held."""
-    settings = request.app.state.settings
+    settings = app_state(request).settings
     cap, ttl = settings.stream_max_per_user, LEASE_HEARTBEATS * settings.stream_heartbeat
     lease = Lease(get_limiter(request).store, f"stream/{principal.user_id}", secrets.token_hex(12), ttl)
     if not await lease.store.lease(lease.key, lease.holder, cap, ttl):
@@ -122,7 +123,7 @@ async def stream(
     except BaseException:
         await lease.release()
         raise
-    heartbeat = request.app.state.settings.stream_heartbeat
+    heartbeat = app_state(request).settings.stream_heartbeat
     return StreamingResponse(
         _events(request, hub, subscriber, heartbeat, lease),
         media_type="text/event-stream",

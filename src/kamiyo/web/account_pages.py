@@ -7,14 +7,14 @@ their fields. A new API key is the one answer rendered straight from a POST, sin
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
 from kamiyo.accounts import service as accounts
 from kamiyo.accounts import sessions
-from kamiyo.accounts.csrf import CsrfFailed, verify_csrf
 from kamiyo.accounts.deps import OptionalUser, RateLimited
 from kamiyo.accounts.login import InvalidCredentials, login_with_password, signup_with_password
 from kamiyo.accounts.models import User
@@ -22,12 +22,12 @@ from kamiyo.api_deps import SessionDep, SettingsDep, row_id
 from kamiyo.billing import service as billing
 from kamiyo.billing.stripe_api import BillingNotConfigured
 from kamiyo.errors import KamiyoError
-from kamiyo.tiers import TIERS, get_tier, stripe_price
-from kamiyo.web.render import render_html
+from kamiyo.tiers import TIERS, stripe_price
+from kamiyo.web.page_deps import CSRF_MESSAGE, PageForm, PageUser, SubmittedForm, ValidCsrf, see_other
+from kamiyo.web.render import account_html, render_html
 
 router = APIRouter(include_in_schema=False)
 DEFAULT_NEXT = "/app/keys"
-CSRF_MESSAGE = "This form expired or did not come from this site. Please submit it again."
 CHECKOUT_NOTICES = {
     "success": "Thank you! Your subscription starts as soon as Stripe confirms the payment.",
     "cancelled": "Checkout was cancelled; nothing was charged.",
@@ -39,27 +39,6 @@ def safe_next(value: str | None) -> str:
     if value and value.startswith("/") and not value.startswith(("//", "/\\")) and len(value) <= 500:
         return value
     return DEFAULT_NEXT
-
-
-def see_other(path: str) -> RedirectResponse:
-    return RedirectResponse(path, status_code=303)
-
-
-def to_login(request: Request) -> RedirectResponse:
-    return see_other(f"/login?next={request.url.path}")
-
-
-async def form_values(request: Request) -> dict[str, str]:
-    form = await request.form()
-    return {key: value for key, value in form.items() if isinstance(value, str)}
-
-
-async def csrf_ok(request: Request) -> bool:
-    try:
-        await verify_csrf(request)
-    except CsrfFailed:
-        return False
-    return True
 
 
 def field_errors(exc: KamiyoError, fields: tuple[str, ...]) -> dict[str, str]:
@@ -129,45 +108,62 @@ def _missing(values: dict[str, str]) -> dict[str, str]:
     return errors
 
 
-@router.post("/login")
-async def login_submit(request: Request, session: SessionDep) -> Response:
-    values = await form_values(request)
-    email, next_path = values.get("email", "").strip(), safe_next(values.get("next"))
-    if not await csrf_ok(request):
-        return auth_page(request, "login", email=email, next_path=next_path, errors={"form": CSRF_MESSAGE}, status=403)
-    if errors := _missing(values):
-        return auth_page(request, "login", email=email, next_path=next_path, errors=errors, status=422)
+Sign = Callable[[Response, str, str], Awaitable[None]]  # (the answer to set the session on, e-mail, password)
+
+
+async def auth_submit(
+    request: Request,
+    form: SubmittedForm,
+    mode: str,
+    sign: Sign,
+    refused: tuple[type[KamiyoError], ...],
+    errors_of: Callable[[KamiyoError], dict[str, str]],
+) -> Response:
+    """A submitted login or signup form: on to `next` with a session, or the form again with the errors of a
+    `refused` attempt (other errors get the error page)."""
+    email, next_path = form.text("email"), safe_next(form.values.get("next"))
+
+    def again(status: int, errors: dict[str, str]) -> Response:
+        return auth_page(request, mode, email=email, next_path=next_path, errors=errors, status=status)
+
+    if not form.csrf_ok:
+        return again(403, {"form": CSRF_MESSAGE})
+    if errors := _missing(form.values):
+        return again(422, errors)
     response = see_other(next_path)
     try:
-        await login_with_password(session, request, response, email, values["password"])
-    except (InvalidCredentials, RateLimited) as exc:
-        errors = {"form": "Wrong e-mail or password." if isinstance(exc, InvalidCredentials) else exc.message}
-        return auth_page(request, "login", email=email, next_path=next_path, errors=errors, status=exc.status)
+        await sign(response, email, form.values["password"])
+    except refused as exc:
+        return again(exc.status, errors_of(exc))
     return response
+
+
+@router.post("/login")
+async def login_submit(request: Request, session: SessionDep, form: PageForm) -> Response:
+    async def sign(response: Response, email: str, password: str) -> None:
+        await login_with_password(session, request, response, email, password)
+
+    def errors_of(exc: KamiyoError) -> dict[str, str]:
+        return {"form": "Wrong e-mail or password." if isinstance(exc, InvalidCredentials) else exc.message}
+
+    return await auth_submit(request, form, "login", sign, (InvalidCredentials, RateLimited), errors_of)
 
 
 @router.post("/signup")
-async def signup_submit(request: Request, session: SessionDep) -> Response:
-    values = await form_values(request)
-    email, next_path = values.get("email", "").strip(), safe_next(values.get("next"))
-    if not await csrf_ok(request):
-        return auth_page(request, "signup", email=email, next_path=next_path, errors={"form": CSRF_MESSAGE}, status=403)
-    if errors := _missing(values):
-        return auth_page(request, "signup", email=email, next_path=next_path, errors=errors, status=422)
-    response = see_other(next_path)
-    try:
-        await signup_with_password(session, request, response, email, values["password"])
-    except KamiyoError as exc:
-        errors = field_errors(exc, ("email", "password"))
+async def signup_submit(request: Request, session: SessionDep, form: PageForm) -> Response:
+    async def sign(response: Response, email: str, password: str) -> None:
+        await signup_with_password(session, request, response, email, password)
+
+    def errors_of(exc: KamiyoError) -> dict[str, str]:
         if exc.code == "email_taken":
-            errors = {"email": "An account with this e-mail already exists. Log in instead?"}
-        return auth_page(request, "signup", email=email, next_path=next_path, errors=errors, status=exc.status)
-    return response
+            return {"email": "An account with this e-mail already exists. Log in instead?"}
+        return field_errors(exc, ("email", "password"))
+
+    return await auth_submit(request, form, "signup", sign, (KamiyoError,), errors_of)
 
 
 @router.post("/logout")
-async def logout(request: Request, session: SessionDep) -> Response:
-    await verify_csrf(request)
+async def logout(request: Request, session: SessionDep, _csrf: ValidCsrf) -> Response:
     response = see_other("/")
     await sessions.logout(session, request, response)
     return response
@@ -181,31 +177,19 @@ async def keys_page(
 ) -> Response:
     context.setdefault("errors", {})
     context.setdefault("name", "")
-    return render_html(
-        request,
-        "keys.html",
-        status=status,
-        title="API keys · Kamiyo",
-        user=user,
-        tier=get_tier(user.tier),
-        keys=await accounts.list_keys(session, user.id),
-        **context,
-    )
+    keys = await accounts.list_keys(session, user.id)
+    return account_html(request, "keys.html", "API keys", user, status=status, keys=keys, **context)
 
 
 @router.get("/app/keys")
-async def keys(request: Request, session: SessionDep, user: OptionalUser, revoked: str | None = None) -> Response:
-    if user is None:
-        return to_login(request)
+async def keys(request: Request, session: SessionDep, user: PageUser, revoked: str | None = None) -> Response:
     return await keys_page(request, session, user, notice="The key was revoked." if revoked else None)
 
 
 @router.post("/app/keys")
-async def create_key(request: Request, session: SessionDep, user: OptionalUser) -> Response:
-    if user is None:
-        return to_login(request)
-    name = (await form_values(request)).get("name", "").strip()
-    if not await csrf_ok(request):
+async def create_key(request: Request, session: SessionDep, user: PageUser, form: PageForm) -> Response:
+    name = form.text("name")
+    if not form.csrf_ok:
         return await keys_page(request, session, user, status=403, name=name, errors={"form": CSRF_MESSAGE})
     if len(name) > 100:
         return await keys_page(request, session, user, status=422, name=name, errors={"name": "At most 100 characters"})
@@ -218,11 +202,8 @@ async def create_key(request: Request, session: SessionDep, user: OptionalUser) 
 
 @router.post("/app/keys/{key_id}/revoke")
 async def revoke_key(
-    request: Request, session: SessionDep, user: OptionalUser, key_id: Annotated[int, row_id("API key id.")]
+    session: SessionDep, user: PageUser, _csrf: ValidCsrf, key_id: Annotated[int, row_id("API key id.")]
 ) -> Response:
-    if user is None:
-        return to_login(request)
-    await verify_csrf(request)
     await accounts.revoke_key(session, user.id, key_id)
     return see_other("/app/keys?revoked=1")
 
@@ -237,13 +218,12 @@ async def billing_page(
         subscription: dict[str, Any] | None = await billing.subscription_status(session, settings, user)
     except BillingNotConfigured:
         subscription = None
-    return render_html(
+    return account_html(
         request,
         "billing.html",
+        "Billing",
+        user,
         status=status,
-        title="Billing · Kamiyo",
-        user=user,
-        tier=get_tier(user.tier),
         subscription=subscription,
         configured=subscription is not None,
         errors=context.pop("errors", {}),
@@ -253,18 +233,16 @@ async def billing_page(
 
 @router.get("/app/billing")
 async def billing_view(
-    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, checkout: str | None = None
+    request: Request, session: SessionDep, settings: SettingsDep, user: PageUser, checkout: str | None = None
 ) -> Response:
-    if user is None:
-        return to_login(request)
     return await billing_page(request, session, settings, user, notice=CHECKOUT_NOTICES.get(checkout or ""))
 
 
 @router.post("/app/billing/portal")
-async def billing_portal(request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser) -> Response:
-    if user is None:
-        return to_login(request)
-    if not await csrf_ok(request):
+async def billing_portal(
+    request: Request, session: SessionDep, settings: SettingsDep, user: PageUser, form: PageForm
+) -> Response:
+    if not form.csrf_ok:
         return await billing_page(request, session, settings, user, status=403, errors={"form": CSRF_MESSAGE})
     try:
         url = await billing.open_portal(session, settings, user)
@@ -297,11 +275,13 @@ async def pricing(request: Request, settings: SettingsDep, user: OptionalUser) -
 
 
 @router.post("/pricing/checkout")
-async def checkout(request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser) -> Response:
-    if user is None:
+async def checkout(
+    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, form: PageForm
+) -> Response:
+    if user is None:  # a visitor choosing a plan signs up first
         return see_other("/signup?next=/pricing")
-    tier = (await form_values(request)).get("tier", "")
-    if not await csrf_ok(request):
+    tier = form.values.get("tier", "")
+    if not form.csrf_ok:
         return pricing_page(request, settings, user, status=403, errors={"form": CSRF_MESSAGE})
     try:
         url = await billing.start_checkout(session, settings, user, tier)

@@ -12,7 +12,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from kamiyo.accounts.deps import OptionalUser
 from kamiyo.accounts.models import User
 from kamiyo.api_deps import SessionDep, SettingsDep, get_database, row_id
 from kamiyo.errors import KamiyoError
@@ -20,7 +19,7 @@ from kamiyo.exploits.service import exploits_by_ids
 from kamiyo.kit.timeutil import utcnow
 from kamiyo.submissions import service
 from kamiyo.submissions.models import STATUSES
-from kamiyo.web.account_pages import CSRF_MESSAGE, csrf_ok, form_values, see_other, to_login
+from kamiyo.web.page_deps import CSRF_MESSAGE, AdminUser, PageForm, see_other
 from kamiyo.web.render import render_html
 
 router = APIRouter(include_in_schema=False)
@@ -29,11 +28,6 @@ NOTICES = {
     "approved": "Submission {id} approved: it is now a community report.",
     "rejected": "Submission {id} rejected.",
 }
-
-
-def _require_admin(user: User) -> None:
-    if not user.is_admin:
-        raise KamiyoError("this page is for admins", status=403, code="forbidden")
 
 
 async def queue_page(
@@ -58,49 +52,42 @@ async def queue_page(
 
 @router.get(QUEUE)
 async def review_queue(
-    request: Request, session: SessionDep, user: OptionalUser, status: str = "pending", done: str = "", id: int = 0
+    request: Request, session: SessionDep, user: AdminUser, status: str = "pending", done: str = "", id: int = 0
 ) -> Response:
-    if user is None:
-        return to_login(request)
-    _require_admin(user)
     status = status if status in (*STATUSES, "all") else "pending"
     notice = NOTICES[done].format(id=id) if done in NOTICES else None
     return await queue_page(request, session, user, status, notice=notice)
 
 
-async def _decide(
-    request: Request, session: SessionDep, settings: SettingsDep, user: User | None, submission_id: int, approve: bool
-) -> Response:
-    if user is None:
-        return to_login(request)
-    _require_admin(user)
-    note = (await form_values(request)).get("note", "").strip()[:2000] or None
-    if not await csrf_ok(request):
-        return await queue_page(request, session, user, "pending", code=403, errors={"form": CSRF_MESSAGE})
-    try:  # a session of its own that writes first (SQLite never upgrades a stale read snapshot)
-        async with get_database(request).session() as writer:
-            if approve:
-                since = utcnow() - settings.alert_max_age_delta
-                await service.approve(writer, submission_id, reviewer_id=user.id, note=note, notify_since=since)
-            else:
-                await service.reject(writer, submission_id, reviewer_id=user.id, note=note)
-    except KamiyoError as exc:
-        return await queue_page(request, session, user, "pending", code=exc.status, errors={"form": exc.message})
-    return see_other(f"{QUEUE}?done={'approved' if approve else 'rejected'}&id={submission_id}")
-
-
 SubmissionId = Annotated[int, row_id("Submission id.")]
 
 
-@router.post(QUEUE + "/{submission_id}/approve")
-async def approve(
-    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, submission_id: SubmissionId
-) -> Response:
-    return await _decide(request, session, settings, user, submission_id, approve=True)
+def add_decision(approve: bool) -> None:
+    """`…/approve` (`approve`) or `…/reject` one submission, with the reviewer's note."""
+
+    @router.post(QUEUE + "/{submission_id}/" + ("approve" if approve else "reject"))
+    async def decide(
+        request: Request,
+        session: SessionDep,
+        settings: SettingsDep,
+        user: AdminUser,
+        form: PageForm,
+        submission_id: SubmissionId,
+    ) -> Response:
+        note = form.text("note")[:2000] or None
+        if not form.csrf_ok:
+            return await queue_page(request, session, user, "pending", code=403, errors={"form": CSRF_MESSAGE})
+        try:  # a session of its own that writes first (SQLite never upgrades a stale read snapshot)
+            async with get_database(request).session() as writer:
+                if approve:
+                    since = utcnow() - settings.alert_max_age_delta
+                    await service.approve(writer, submission_id, reviewer_id=user.id, note=note, notify_since=since)
+                else:
+                    await service.reject(writer, submission_id, reviewer_id=user.id, note=note)
+        except KamiyoError as exc:
+            return await queue_page(request, session, user, "pending", code=exc.status, errors={"form": exc.message})
+        return see_other(f"{QUEUE}?done={'approved' if approve else 'rejected'}&id={submission_id}")
 
 
-@router.post(QUEUE + "/{submission_id}/reject")
-async def reject(
-    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, submission_id: SubmissionId
-) -> Response:
-    return await _decide(request, session, settings, user, submission_id, approve=False)
+for _approve in (True, False):
+    add_decision(_approve)

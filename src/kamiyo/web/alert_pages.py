@@ -7,11 +7,10 @@ hint is ever shown again, so the edit form leaves it unchanged unless a new one 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,7 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kamiyo.accounts.deps import OptionalUser
 from kamiyo.accounts.models import User
 from kamiyo.alerts import confirm, service
-from kamiyo.alerts.schemas import ChannelUpdate, EmailChannelCreate, TelegramChannelCreate, WebhookChannelCreate
+from kamiyo.alerts.schemas import (
+    CHANNEL_IDS,
+    ChannelUpdate,
+    EmailChannelCreate,
+    TelegramChannelCreate,
+    WebhookChannelCreate,
+)
 from kamiyo.api_deps import SessionDep, SettingsDep, get_database, row_id
 from kamiyo.config import Settings
 from kamiyo.delivery import endpoints
@@ -28,10 +33,9 @@ from kamiyo.delivery.models import AlertChannel
 from kamiyo.delivery.queue import ALERTS
 from kamiyo.errors import KamiyoError, NotFound
 from kamiyo.kit.timeutil import utcnow
-from kamiyo.tiers import get_tier
-from kamiyo.web.account_pages import see_other, to_login
-from kamiyo.web.endpoint_pages import EndpointPages, acting_on, add_actions, submit_form
-from kamiyo.web.render import render_html
+from kamiyo.web.endpoint_pages import EndpointPages, PageQueryDep, acting_on, add_actions, refuse, submit_form
+from kamiyo.web.page_deps import PagePost, PageUser, see_other
+from kamiyo.web.render import account_html, render_html
 from kamiyo.web.subscription_forms import (
     SubscriptionForm,
     filters_payload,
@@ -41,8 +45,7 @@ from kamiyo.web.subscription_forms import (
 router = APIRouter(include_in_schema=False)
 BASE = "/app/alerts"
 LOG_PAGE = 25
-ChannelId = Annotated[int, row_id("Channel id.")]
-DeliveryId = Annotated[int, row_id("Alert id.")]
+ChannelId = Annotated[int, row_id(CHANNEL_IDS.doc)]
 NOTICES = {
     "saved": "Changes saved.",
     "enabled": "The channel is enabled: new exploits matching its filters are sent to it.",
@@ -114,13 +117,12 @@ async def list_page(
     request: Request, session: SessionDep, settings: SettingsDep, user: User, kind: Kind, **context: Any
 ) -> Response:
     channels = await endpoints.list_owned(session, AlertChannel, user.id)
-    return render_html(
+    return account_html(
         request,
         "alerts.html",
+        "Alerts",
+        user,
         status=context.pop("status", 200),
-        title="Alerts · Kamiyo",
-        user=user,
-        tier=get_tier(user.tier),
         channels=[service.channel_dict(c) for c in channels],
         kinds=KINDS,
         kind=kind,
@@ -157,23 +159,17 @@ async def alerts(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    user: OptionalUser,
+    user: PageUser,
     kind: str = "discord",
     done: str = "",
 ) -> Response:
-    if user is None:
-        return to_login(request)
     chosen = KINDS.get(kind, KINDS["discord"])
     return await list_page(request, session, settings, user, chosen, notice=NOTICES.get(done))
 
 
 @router.post(BASE + "/{kind}")
-async def create(
-    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, kind: str
-) -> Response:
-    if user is None:
-        return to_login(request)
-    info = kind_of(kind)
+async def create(post: PagePost, kind: str) -> Response:
+    info, session, settings, user = kind_of(kind), post.session, post.settings, post.user
 
     def payload(form: SubscriptionForm) -> dict[str, Any]:
         fields = {info.field: form.text(info.field), "description": form.text("description")}
@@ -187,40 +183,31 @@ async def create(
         return see_other(f"{BASE}/{info.name}/{channel.id}?done=created")
 
     async def show(status: int, form: SubscriptionForm) -> Response:
-        return await list_page(request, session, settings, user, info, status=status, form=form)
+        return await list_page(post.request, session, settings, user, info, status=status, form=form)
 
-    return await submit_form(request, user, (info.field, "description"), (info.model, payload), act, show)
+    return await submit_form(post, (info.field, "description"), (info.model, payload), act, show)
 
 
 @router.get(BASE + "/{kind}/{channel_id}")
 async def channel_view(
     request: Request,
     session: SessionDep,
-    user: OptionalUser,
+    user: PageUser,
     kind: str,
     channel_id: ChannelId,
-    done: str = "",
-    test: Annotated[int | None, Query(ge=1, le=2**62)] = None,
-    replayed: Annotated[int | None, Query(ge=1, le=2**62)] = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    query: PageQueryDep,
 ) -> Response:
-    if user is None:
-        return to_login(request)
     channel = await endpoints.get(session, service.KINDS[kind_of(kind).name], user.id, channel_id)
-    notice = CREATED_UNCONFIRMED.get(kind, CREATED) if done == "created" else NOTICES.get(done)
-    if replayed:
-        notice = f"Alert {replayed} will be sent again now. Reload to see the outcome."
-    return await detail_page(request, session, user, channel, cursor=cursor, notice=notice, tested=test)
+    notice = CREATED_UNCONFIRMED.get(kind, CREATED) if query.done == "created" else NOTICES.get(query.done)
+    if query.replayed:
+        notice = f"Alert {query.replayed} will be sent again now. Reload to see the outcome."
+    return await detail_page(request, session, user, channel, cursor=query.cursor, notice=notice, tested=query.test)
 
 
 @router.post(BASE + "/{kind}/{channel_id}")
-async def edit(
-    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, kind: str, channel_id: ChannelId
-) -> Response:
-    if user is None:
-        return to_login(request)
-    info = kind_of(kind)
-    channel = await endpoints.get(session, service.KINDS[info.name], user.id, channel_id)
+async def edit(post: PagePost, kind: str, channel_id: ChannelId) -> Response:
+    info, session, settings = kind_of(kind), post.session, post.settings
+    channel = await endpoints.get(session, service.KINDS[info.name], post.user.id, channel_id)
 
     def payload(form: SubscriptionForm) -> dict[str, Any]:
         fields: dict[str, Any] = {"description": form.text("description"), "filters": filters_payload(form)}
@@ -234,14 +221,9 @@ async def edit(
         return see_other(f"{BASE}/{info.name}/{channel.id}?done=saved")
 
     async def show(status: int, form: SubscriptionForm) -> Response:
-        return await detail_page(request, session, user, channel, status=status, form=form)
+        return await detail_page(post.request, session, post.user, channel, status=status, form=form)
 
-    return await submit_form(request, user, (info.field, "description"), (ChannelUpdate, payload), act, show)
-
-
-async def _load(session: AsyncSession, user: User, path: Mapping[str, Any], channel_id: int) -> AlertChannel:
-    channel: AlertChannel = await endpoints.get(session, service.KINDS[kind_of(path["kind"]).name], user.id, channel_id)
-    return channel
+    return await submit_form(post, (info.field, "description"), (ChannelUpdate, payload), act, show)
 
 
 async def _switch(session: AsyncSession, settings: Settings, channel: AlertChannel, on: bool) -> None:
@@ -251,10 +233,8 @@ async def _switch(session: AsyncSession, settings: Settings, channel: AlertChann
 PAGES = EndpointPages(
     path=BASE + "/{kind}/{channel_id}",
     list_url=BASE,
-    id_name="channel_id",
-    id_doc="Channel id.",
-    delivery_doc="Alert id.",
-    load=_load,
+    ids=CHANNEL_IDS,
+    kind_at=lambda path: service.KINDS[kind_of(path["kind"]).name],
     kind_of=lambda channel: service.KINDS[channel.kind],
     url=lambda channel: f"{BASE}/{channel.kind}/{channel.id}",
     detail=detail_page,
@@ -264,38 +244,28 @@ add_actions(router, PAGES)
 
 
 @router.post(BASE + "/{kind}/{channel_id}/confirm")
-async def confirm_code(
-    request: Request, session: SessionDep, user: OptionalUser, kind: str, channel_id: ChannelId
-) -> Response:
+async def confirm_code(post: PagePost, kind: str, channel_id: ChannelId) -> Response:
     """The code the Telegram chat received (or an e-mail link's code), typed on the channel page."""
-    found = await acting_on(request, session, user, PAGES, channel_id)
-    if isinstance(found, Response):
-        return found
-    user, channel = found
-    code = str((await request.form()).get("code") or "")[:200]
+    channel = await acting_on(post, PAGES, channel_id)
+    code = str(post.form.data.get("code") or "")[:200]
     try:
-        confirmed = await confirm.confirm(session, channel, code, utcnow())
+        confirmed = await confirm.confirm(post.session, channel, code, utcnow())
     except KamiyoError as exc:
-        return await detail_page(request, session, user, channel, status=exc.status, action_error=exc.message + ".")
+        return await refuse(post, PAGES, channel, exc.status, exc.message + ".")
     if not confirmed:
-        await confirm.count_failure(get_database(request), channel.id)
+        await confirm.count_failure(get_database(post.request), channel.id)
         message = "That is not the code sent to this channel. Check it, or send a new one."
-        return await detail_page(request, session, user, channel, status=422, action_error=message)
+        return await refuse(post, PAGES, channel, 422, message)
     return see_other(f"{BASE}/{channel.kind}/{channel.id}?done=confirmed")
 
 
 @router.post(BASE + "/{kind}/{channel_id}/resend")
-async def resend_confirmation(
-    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, kind: str, channel_id: ChannelId
-) -> Response:
-    found = await acting_on(request, session, user, PAGES, channel_id)
-    if isinstance(found, Response):
-        return found
-    user, channel = found
+async def resend_confirmation(post: PagePost, kind: str, channel_id: ChannelId) -> Response:
+    channel = await acting_on(post, PAGES, channel_id)
     try:
-        await confirm.resend(session, channel, confirm.link_base(settings), utcnow())
+        await confirm.resend(post.session, channel, confirm.link_base(post.settings), utcnow())
     except KamiyoError as exc:
-        return await detail_page(request, session, user, channel, status=exc.status, action_error=exc.message + ".")
+        return await refuse(post, PAGES, channel, exc.status, exc.message + ".")
     return see_other(f"{BASE}/{channel.kind}/{channel.id}?done=resent")
 
 

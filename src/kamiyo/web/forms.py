@@ -19,6 +19,7 @@ from starlette.datastructures import QueryParams
 from kamiyo.errors import InvalidInput
 from kamiyo.exploits.filters import SORTS, ExploitFilters
 from kamiyo.exploits.router import exploit_filters
+from kamiyo.web.form_messages import field_message
 
 PAGE_SIZES = (25, 50, 100)
 DEFAULT_PAGE_SIZE = 50
@@ -74,21 +75,6 @@ def _raw_values(params: QueryParams) -> dict[str, list[str]]:
     return values
 
 
-def _message(error: Any) -> str:
-    """Pydantic's wording, said for people filling in a form."""
-    ctx = error.get("ctx") or {}
-    kind = error.get("type", "")
-    if kind in ("float_parsing", "float_type", "finite_number"):
-        return "Enter a number of US dollars, e.g. 1000000"
-    if kind == "greater_than_equal":
-        return f"Must be at least {ctx.get('ge', 0):g}"
-    if kind == "less_than_equal":
-        return f"Must be at most {ctx.get('le'):,.0f}"
-    if kind == "string_too_long":
-        return f"At most {ctx.get('max_length')} characters"
-    return str(error.get("msg", "Not a valid value"))
-
-
 def _validated(values: dict[str, list[str]], errors: dict[str, str]) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     for name, adapter in _adapters().items():
@@ -98,7 +84,7 @@ def _validated(values: dict[str, list[str]], errors: dict[str, str]) -> dict[str
         try:
             kwargs[name] = adapter.validate_python(items if name in LIST_FIELDS else items[0])
         except ValidationError as exc:
-            errors[name] = _message(exc.errors()[0])
+            errors[name] = field_message(exc.errors()[0])
     return kwargs
 
 

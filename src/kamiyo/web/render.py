@@ -15,8 +15,11 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from kamiyo import __version__
 from kamiyo.accounts.csrf import csrf_token
+from kamiyo.accounts.models import User
+from kamiyo.app_state import app_state
 from kamiyo.kit.timeutil import as_utc, utcnow
 from kamiyo.sources import REGISTRY
+from kamiyo.tiers import get_tier
 from kamiyo.vocabulary.taxonomy import CATEGORIES, CHAINS, TARGET_TYPES, Chain
 
 HERE = Path(__file__).resolve().parent
@@ -155,23 +158,11 @@ def environment() -> Environment:
         lstrip_blocks=True,
         auto_reload=False,
     )
-    env.filters.update(
-        usd=usd,
-        usd_full=usd_full,
-        when=when,
-        day=day,
-        ago=ago,
-        span=span,
-        chain_name=chain_name,
-        category_name=category_name,
-        short_hash=short_hash,
-        source_title=source_title,
-        target_name=target_name,
-    )
+    filters = (usd, usd_full, when, day, ago, span, chain_name, category_name, short_hash, source_title, target_name)
+    env.filters.update({f.__name__: f for f in filters})  # each by its own name: `{{ amount|usd }}`
     env.tests.update(linkable=linkable)
     env.globals.update(
-        static_url=static_url,
-        csrf_token=csrf_token,
+        {f.__name__: f for f in (static_url, csrf_token, app_state)},
         attribution=ATTRIBUTION,
         version=__version__,
         CHAINS=CHAINS,
@@ -179,6 +170,11 @@ def environment() -> Environment:
         TARGET_TYPES=TARGET_TYPES,
     )
     return env
+
+
+def account_html(request: Request, template: str, title: str, user: User, **context: Any) -> HTMLResponse:
+    """A page of the user's account (keys, billing, webhooks, alerts): it shows their plan (`tier`)."""
+    return render_html(request, template, title=f"{title} · Kamiyo", user=user, tier=get_tier(user.tier), **context)
 
 
 def render_html(request: Request, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:

@@ -9,10 +9,12 @@ from fastapi.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from kamiyo.app_state import app_state
 from kamiyo.web.account_pages import router as account_router
 from kamiyo.web.admin_pages import router as admin_router
 from kamiyo.web.alert_pages import router as alert_router
 from kamiyo.web.legal_pages import router as legal_router
+from kamiyo.web.page_deps import install_page_deps
 from kamiyo.web.render import STATIC_DIR, render_html
 from kamiyo.web.router import router
 from kamiyo.web.webhook_pages import router as webhook_router
@@ -58,10 +60,11 @@ def html_error(request: Request, status: int, code: str, message: str) -> Respon
 
 def install_web(app: FastAPI) -> None:
     app.mount("/static", CachedStatic(directory=STATIC_DIR), name="static")
+    install_page_deps(app)
     app.include_router(router)
     app.include_router(account_router)
     app.include_router(admin_router)
     app.include_router(webhook_router)
     app.include_router(alert_router)
     app.include_router(legal_router)
-    app.state.html_error_renderer = html_error
+    app_state(app).html_error_renderer = html_error

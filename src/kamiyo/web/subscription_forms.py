@@ -16,17 +16,12 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData
 
 from kamiyo.errors import KamiyoError
+from kamiyo.web.form_messages import field_message, sentence
 
 M = TypeVar("M", bound=BaseModel)
 FILTER_LISTS = ("chains", "categories")
 FILTER_FIELDS = ("min_amount_usd", "chains", "protocols", "categories")
 _AMOUNT_NOISE = re.compile(r"[\s$,_]")
-_REQUIRED = {
-    "url": "Enter the https:// URL of your receiver",
-    "webhook_url": "Enter the webhook URL",
-    "chat_id": "Enter a chat id or @channel name",
-    "address": "Enter an e-mail address",
-}
 
 
 @dataclass(slots=True)
@@ -91,7 +86,7 @@ def validate(model: type[M], payload: dict[str, Any], form: SubscriptionForm) ->
         return model.model_validate(payload)
     except ValidationError as exc:
         for error in exc.errors():
-            form.errors.setdefault(_field(error.get("loc", ()), form), _message(error))
+            form.errors.setdefault(_field(error.get("loc", ()), form), field_message(error))
         return None
 
 
@@ -99,35 +94,11 @@ def service_error(exc: KamiyoError, form: SubscriptionForm) -> None:
     """`"url: only https:// URLs are allowed"` → next to the url field; anything else above the form."""
     name, _, rest = exc.message.partition(": ")
     if rest and name in form.values:
-        form.errors[name] = _sentence(rest)
+        form.errors[name] = sentence(rest)
     else:
-        form.errors["form"] = _sentence(exc.message)
+        form.errors["form"] = sentence(exc.message)
 
 
 def _field(loc: Iterable[Any], form: SubscriptionForm) -> str:
     named = [part for part in loc if isinstance(part, str) and part in form.values]
     return named[-1] if named else "form"
-
-
-def _sentence(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-def _message(error: Mapping[str, Any]) -> str:
-    """Pydantic's wording, said for people filling in a form."""
-    ctx = error.get("ctx") or {}
-    kind = str(error.get("type", ""))
-    loc = [part for part in error.get("loc", ()) if isinstance(part, str)]
-    if kind in ("missing", "string_too_short") and loc and loc[-1] in _REQUIRED:
-        return _REQUIRED[loc[-1]]
-    if kind in ("float_parsing", "float_type", "finite_number"):
-        return "Enter a number of US dollars, e.g. 1000000"
-    if kind == "greater_than_equal":
-        return f"Must be at least {ctx.get('ge', 0):g}"
-    if kind == "less_than_equal":
-        return f"Must be at most {ctx.get('le'):,.0f}"
-    if kind == "string_too_long":
-        return f"At most {ctx.get('max_length')} characters"
-    if kind == "too_long":
-        return f"At most {ctx.get('max_length')} entries"
-    return _sentence(str(error.get("msg", "Not a valid value")).removeprefix("Value error, "))

@@ -7,40 +7,37 @@ A signing secret is the one thing rendered straight from a POST (creation, rotat
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kamiyo.accounts.deps import OptionalUser
 from kamiyo.accounts.models import User
-from kamiyo.api_deps import SessionDep, SettingsDep, row_id
+from kamiyo.api_deps import SessionDep, row_id
 from kamiyo.config import Settings
 from kamiyo.delivery import endpoints
 from kamiyo.delivery import service as delivery
 from kamiyo.delivery.models import UserWebhook
 from kamiyo.delivery.queue import WEBHOOKS
 from kamiyo.kit.timeutil import utcnow
-from kamiyo.tiers import TIERS, get_tier
-from kamiyo.web.account_pages import see_other, to_login
-from kamiyo.web.endpoint_pages import EndpointPages, acting_on, add_actions, submit_form
-from kamiyo.web.render import render_html
+from kamiyo.tiers import TIERS
+from kamiyo.web.endpoint_pages import EndpointPages, PageQueryDep, acting_on, add_actions, submit_form
+from kamiyo.web.page_deps import PagePost, PageUser, see_other
+from kamiyo.web.render import account_html, render_html
 from kamiyo.web.subscription_forms import (
     SubscriptionForm,
     filters_payload,
     stored_form,
 )
 from kamiyo.webhooks import service
-from kamiyo.webhooks.schemas import WebhookCreate, WebhookUpdate
+from kamiyo.webhooks.schemas import WEBHOOK_IDS, WebhookCreate, WebhookUpdate
 
 router = APIRouter(include_in_schema=False)
 BASE = "/app/webhooks"
 LOG_PAGE = 25
 TEXT_FIELDS = ("url", "description")
-WebhookId = Annotated[int, row_id("Endpoint id.")]
-DeliveryId = Annotated[int, row_id("Delivery id.")]
+WebhookId = Annotated[int, row_id(WEBHOOK_IDS.doc)]
 NOTICES = {
     "saved": "Changes saved.",
     "enabled": "The endpoint is enabled: new exploits matching its filters are sent to it.",
@@ -57,15 +54,14 @@ def webhook_plans() -> str:
 async def list_page(
     request: Request, session: SessionDep, user: User, *, status: int = 200, **context: Any
 ) -> Response:
-    now, tier = utcnow(), get_tier(user.tier)
+    now = utcnow()
     hooks = [service.webhook_dict(h, now) for h in await endpoints.list_owned(session, UserWebhook, user.id)]
-    return render_html(
+    return account_html(
         request,
         "webhooks.html",
+        "Webhooks",
+        user,
         status=status,
-        title="Webhooks · Kamiyo",
-        user=user,
-        tier=tier,
         hooks=hooks,
         plans=webhook_plans(),
         form=context.pop("form", None) or SubscriptionForm({"enabled": True}),
@@ -101,16 +97,13 @@ async def detail_page(
 
 
 @router.get(BASE)
-async def webhooks(request: Request, session: SessionDep, user: OptionalUser, done: str = "") -> Response:
-    if user is None:
-        return to_login(request)
+async def webhooks(request: Request, session: SessionDep, user: PageUser, done: str = "") -> Response:
     return await list_page(request, session, user, notice=NOTICES.get(done))
 
 
 @router.post(BASE)
-async def create(request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser) -> Response:
-    if user is None:
-        return to_login(request)
+async def create(post: PagePost) -> Response:
+    request, session, settings, user = post.request, post.session, post.settings, post.user
 
     def payload(form: SubscriptionForm) -> dict[str, Any]:
         return {"url": form.text("url"), "description": form.text("description"), "enabled": form.enabled}
@@ -123,54 +116,43 @@ async def create(request: Request, session: SessionDep, settings: SettingsDep, u
         return await list_page(request, session, user, status=status, form=form)
 
     body = (WebhookCreate, lambda form: payload(form) | {"filters": filters_payload(form)})
-    return await submit_form(request, user, TEXT_FIELDS, body, act, show)
+    return await submit_form(post, TEXT_FIELDS, body, act, show)
 
 
 @router.get(BASE + "/{webhook_id}")
 async def webhook(
     request: Request,
     session: SessionDep,
-    user: OptionalUser,
+    user: PageUser,
     webhook_id: WebhookId,
-    done: str = "",
-    test: Annotated[int | None, Query(ge=1, le=2**62)] = None,
-    replayed: Annotated[int | None, Query(ge=1, le=2**62)] = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    query: PageQueryDep,
 ) -> Response:
-    if user is None:
-        return to_login(request)
     hook = await endpoints.get(session, service.WEBHOOK, user.id, webhook_id)
-    notice = NOTICES.get(done)
-    if replayed:
-        notice = f"Delivery {replayed} will be sent again now, with the same webhook-id. Reload to see the attempt."
-    return await detail_page(request, session, user, hook, cursor=cursor, notice=notice, tested=test)
+    notice = NOTICES.get(query.done)
+    if query.replayed:
+        notice = (
+            f"Delivery {query.replayed} will be sent again now, with the same webhook-id. Reload to see the attempt."
+        )
+    return await detail_page(request, session, user, hook, cursor=query.cursor, notice=notice, tested=query.test)
 
 
 @router.post(BASE + "/{webhook_id}")
-async def edit(
-    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, webhook_id: WebhookId
-) -> Response:
-    if user is None:
-        return to_login(request)
-    hook = await endpoints.get(session, service.WEBHOOK, user.id, webhook_id)
+async def edit(post: PagePost, webhook_id: WebhookId) -> Response:
+    session = post.session
+    hook = await endpoints.get(session, service.WEBHOOK, post.user.id, webhook_id)
 
     def payload(form: SubscriptionForm) -> dict[str, Any]:
         return {"url": form.text("url"), "description": form.text("description"), "filters": filters_payload(form)}
 
     async def act(data: WebhookUpdate) -> Response:
-        await service.update_webhook(session, settings, hook, data, utcnow())
+        await service.update_webhook(session, post.settings, hook, data, utcnow())
         return see_other(f"{BASE}/{hook.id}?done=saved")
 
     async def show(status: int, form: SubscriptionForm) -> Response:
         await session.refresh(hook)  # the page shows what is stored, the form what was typed
-        return await detail_page(request, session, user, hook, status=status, form=form)
+        return await detail_page(post.request, session, post.user, hook, status=status, form=form)
 
-    return await submit_form(request, user, TEXT_FIELDS, (WebhookUpdate, payload), act, show)
-
-
-async def _load(session: AsyncSession, user: User, _path: Mapping[str, Any], webhook_id: int) -> UserWebhook:
-    hook: UserWebhook = await endpoints.get(session, service.WEBHOOK, user.id, webhook_id)
-    return hook
+    return await submit_form(post, TEXT_FIELDS, (WebhookUpdate, payload), act, show)
 
 
 async def _switch(session: AsyncSession, settings: Settings, hook: UserWebhook, on: bool) -> None:
@@ -180,10 +162,8 @@ async def _switch(session: AsyncSession, settings: Settings, hook: UserWebhook, 
 PAGES = EndpointPages(
     path=BASE + "/{webhook_id}",
     list_url=BASE,
-    id_name="webhook_id",
-    id_doc="Endpoint id.",
-    delivery_doc="Delivery id.",
-    load=_load,
+    ids=WEBHOOK_IDS,
+    kind_at=lambda _path: service.WEBHOOK,
     kind_of=lambda _hook: service.WEBHOOK,
     url=lambda hook: f"{BASE}/{hook.id}",
     detail=detail_page,
@@ -193,11 +173,7 @@ add_actions(router, PAGES)
 
 
 @router.post(BASE + "/{webhook_id}/rotate")
-async def rotate(
-    request: Request, session: SessionDep, settings: SettingsDep, user: OptionalUser, webhook_id: WebhookId
-) -> Response:
-    found = await acting_on(request, session, user, PAGES, webhook_id)
-    if isinstance(found, Response):
-        return found
-    secret = await service.rotate_secret(session, settings, found[1], utcnow())
-    return await detail_page(request, session, found[0], found[1], secret=secret, rotated=True)
+async def rotate(post: PagePost, webhook_id: WebhookId) -> Response:
+    hook = await acting_on(post, PAGES, webhook_id)
+    secret = await service.rotate_secret(post.session, post.settings, hook, utcnow())
+    return await detail_page(post.request, post.session, post.user, hook, secret=secret, rotated=True)

@@ -21,6 +21,7 @@ from kamiyo.delivery.schemas import DeliveryDetail
 from kamiyo.kit.timeutil import utcnow
 from kamiyo.webhooks import service
 from kamiyo.webhooks.schemas import (
+    WEBHOOK_IDS,
     SecretOut,
     WebhookCreate,
     WebhookCreated,
@@ -29,8 +30,8 @@ from kamiyo.webhooks.schemas import (
     WebhookUpdate,
 )
 
-WebhookId = Annotated[int, row_id("Endpoint id.")]
-DeliveryId = Annotated[int, row_id("Delivery id.")]
+WebhookId = Annotated[int, row_id(WEBHOOK_IDS.doc)]
+DeliveryId = Annotated[int, row_id(WEBHOOK_IDS.delivery_doc)]
 
 
 async def _create(session: AsyncSession, settings: Settings, user: User, data: WebhookCreate) -> dict[str, Any]:
@@ -54,9 +55,7 @@ API = EndpointApi(
     listing=WebhookList,
     update_body=WebhookUpdate,
     update=_update,
-    id_name="webhook_id",
-    id_doc="Endpoint id.",
-    delivery_doc="Delivery id.",
+    ids=WEBHOOK_IDS,
     summaries={
         "list": "Your endpoints",
         "create": "Create an endpoint",

@@ -6,7 +6,10 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kamiyo.delivery.endpoints import EndpointIds
 from kamiyo.delivery.filters import SubscriptionFilters
+
+WEBHOOK_IDS = EndpointIds("webhook_id", "Endpoint id.", "Delivery id.")
 
 URL_DOC = (
     "https:// URL of your receiver. Addresses that are or resolve to private, loopback or metadata ranges are refused."
