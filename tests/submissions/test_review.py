@@ -40,12 +40,12 @@ async def submit(c: httpx.AsyncClient, headers: dict[str, str], **changes: Any) 
 
 async def approve(database: Database, submission_id: int, **kwargs: Any) -> Any:
     async with database.session() as session:
-        return await service.approve(session, submission_id, **kwargs)
+        return await service.decide(session, submission_id, "approved", **kwargs)
 
 
 async def reject(database: Database, submission_id: int, **kwargs: Any) -> Any:
     async with database.session() as session:
-        return await service.reject(session, submission_id, **kwargs)
+        return await service.decide(session, submission_id, "rejected", **kwargs)
 
 
 async def data_version(database: Database) -> int:

@@ -8,7 +8,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kamiyo.accounts import service as accounts
 from kamiyo.config import Settings
 from kamiyo.errors import NotFound
-from kamiyo.kit.timeutil import utcnow
 from kamiyo.submissions import service
 from kamiyo.submissions.models import STATUSES
 
@@ -34,11 +33,12 @@ async def decide(
 ) -> str:
     """Approve or reject one pending submission; the line to print."""
     by = await reviewer_id(session, reviewer)
+    decision: service.Decision = "approved" if approve else "rejected"
+    sub = await service.decide(
+        session, submission_id, decision, reviewer_id=by, note=note, alert_max_age=settings.alert_max_age_delta
+    )
     if approve:
-        notify_since = utcnow() - settings.alert_max_age_delta
-        sub = await service.approve(session, submission_id, reviewer_id=by, note=note, notify_since=notify_since)
         return f"approved submission {sub.id}: stored as a community report on exploit {sub.exploit_id}"
-    sub = await service.reject(session, submission_id, reviewer_id=by, note=note)
     return f"rejected submission {sub.id}"
 
 

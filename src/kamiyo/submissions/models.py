@@ -16,7 +16,7 @@ KINDS = ("new", "correction")
 
 
 class Submission(Base):
-    """Held for review; approval stores it as a report from source `community` (see `service.approve`).
+    """Held for review; approval stores it as a report from source `community` (see `service.decide`).
 
     `exploit_id` is the incident a correction proposes to change, and, once approved, the incident the
     report was stored on. Text is kept exactly as sent (plain text; pages escape it when they render it).

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from sqlalchemy import Table, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +26,7 @@ from kamiyo.ingest import validate
 from kamiyo.ingest.matching import fuzzy_candidates
 from kamiyo.ingest.runner import STORE_LOCK_KEY
 from kamiyo.ingest.store import report_values, store_reports
+from kamiyo.kit.attrs import pick
 from kamiyo.kit.timeutil import utcnow
 from kamiyo.sources.base import Report
 from kamiyo.submissions.models import Submission
@@ -33,7 +34,20 @@ from kamiyo.submissions.schemas import SubmissionIn
 from kamiyo.tiers import get_tier
 from kamiyo.vocabulary.normalise import protocol_key
 
+Decision = Literal["approved", "rejected"]
+
 SOURCE = "community"
+# What a submission states about the incident: taken from the form as it is, and passed on to its report.
+INCIDENT_FIELDS = (
+    "tx_hash",
+    "chain",
+    "protocol",
+    "amount_usd",
+    "timestamp",
+    "category",
+    "description",
+    "attacker_address",
+)
 
 
 class DailyCapReached(KamiyoError):
@@ -91,14 +105,7 @@ def to_report(sub: Submission, *, reviewer_id: int | None = None) -> Report:
     return Report(
         source=SOURCE,
         source_ref=f"{CORRECTION_REF if sub.kind == 'correction' else 'submission:'}{sub.id}",
-        protocol=sub.protocol,
-        timestamp=sub.timestamp,
-        chain=sub.chain,
-        tx_hash=sub.tx_hash,
-        amount_usd=sub.amount_usd,
-        category=sub.category,
-        description=sub.description or None,
-        attacker_address=sub.attacker_address,
+        **{**pick(sub, *INCIDENT_FIELDS), "description": sub.description or None},
         url=urls[0] if urls else None,
         references=tuple(urls),
         reported_at=sub.created_at,
@@ -170,14 +177,7 @@ async def create_submission(
         status="pending",
         kind="correction" if target is not None else "new",
         exploit_id=target,
-        tx_hash=data.tx_hash,
-        chain=data.chain,
-        protocol=data.protocol,
-        amount_usd=data.amount_usd,
-        timestamp=data.timestamp,
-        category=data.category,
-        description=data.description,
-        attacker_address=data.attacker_address,
+        **pick(data, *INCIDENT_FIELDS),
         evidence_urls=data.evidence_urls,
         created_at=now,
     )
@@ -242,22 +242,34 @@ async def _serialise_stores(session: AsyncSession) -> None:
         await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": STORE_LOCK_KEY})
 
 
-async def approve(
+async def decide(
     session: AsyncSession,
     submission_id: int,
+    decision: Decision,
     *,
     reviewer_id: int | None = None,
     note: str | None = None,
-    notify_since: datetime | None = None,
+    alert_max_age: timedelta | None = None,
     now: datetime | None = None,
 ) -> Submission:
-    """Store the submission as a `community` report; corrections land on their target exploit."""
+    """Approve (store as a `community` report; a correction lands on its target exploit) or reject (nothing
+    of it reaches exploits or reports) one pending submission. An approval alerts subscribers when the
+    incident is younger than `alert_max_age` (None: no alerts)."""
     now = now or utcnow()
-    sub = await _claim(session, submission_id, "approved", reviewer_id, note, now)
+    sub = await _claim(session, submission_id, decision, reviewer_id, note, now)
+    if decision == "approved":
+        notify_since = None if alert_max_age is None else now - alert_max_age
+        await _store(session, sub, reviewer_id, notify_since, now)
+    return sub
+
+
+async def _store(
+    session: AsyncSession, sub: Submission, reviewer_id: int | None, notify_since: datetime | None, now: datetime
+) -> None:
     report = to_report(sub, reviewer_id=reviewer_id)
     problems = validate.problems(report, now=now)
     if problems:
-        raise InvalidInput(f"submission {submission_id} cannot be stored: {'; '.join(problems)}")
+        raise InvalidInput(f"submission {sub.id} cannot be stored: {'; '.join(problems)}")
     await _serialise_stores(session)
     target = sub.exploit_id if sub.kind == "correction" else None
     if target is not None and await session.get(Exploit, target) is not None:
@@ -268,16 +280,3 @@ async def approve(
     )
     sub.exploit_id = landed.scalar_one()
     await session.flush()
-    return sub
-
-
-async def reject(
-    session: AsyncSession,
-    submission_id: int,
-    *,
-    reviewer_id: int | None = None,
-    note: str | None = None,
-    now: datetime | None = None,
-) -> Submission:
-    """Close the submission; nothing of it reaches exploits or reports."""
-    return await _claim(session, submission_id, "rejected", reviewer_id, note, now or utcnow())

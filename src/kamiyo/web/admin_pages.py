@@ -16,7 +16,6 @@ from kamiyo.accounts.models import User
 from kamiyo.api_deps import SessionDep, SettingsDep, get_database, row_id
 from kamiyo.errors import KamiyoError
 from kamiyo.exploits.service import exploits_by_ids
-from kamiyo.kit.timeutil import utcnow
 from kamiyo.submissions import service
 from kamiyo.submissions.models import STATUSES
 from kamiyo.web.page_deps import CSRF_MESSAGE, AdminUser, PageForm, see_other
@@ -62,10 +61,10 @@ async def review_queue(
 SubmissionId = Annotated[int, row_id("Submission id.")]
 
 
-def add_decision(approve: bool) -> None:
-    """`…/approve` (`approve`) or `…/reject` one submission, with the reviewer's note."""
+def add_decision(action: str, decision: service.Decision) -> None:
+    """`…/approve` or `…/reject` one submission, with the reviewer's note."""
 
-    @router.post(QUEUE + "/{submission_id}/" + ("approve" if approve else "reject"))
+    @router.post(QUEUE + "/{submission_id}/" + action)
     async def decide(
         request: Request,
         session: SessionDep,
@@ -79,15 +78,18 @@ def add_decision(approve: bool) -> None:
             return await queue_page(request, session, user, "pending", code=403, errors={"form": CSRF_MESSAGE})
         try:  # a session of its own that writes first (SQLite never upgrades a stale read snapshot)
             async with get_database(request).session() as writer:
-                if approve:
-                    since = utcnow() - settings.alert_max_age_delta
-                    await service.approve(writer, submission_id, reviewer_id=user.id, note=note, notify_since=since)
-                else:
-                    await service.reject(writer, submission_id, reviewer_id=user.id, note=note)
+                await service.decide(
+                    writer,
+                    submission_id,
+                    decision,
+                    reviewer_id=user.id,
+                    note=note,
+                    alert_max_age=settings.alert_max_age_delta,
+                )
         except KamiyoError as exc:
             return await queue_page(request, session, user, "pending", code=exc.status, errors={"form": exc.message})
-        return see_other(f"{QUEUE}?done={'approved' if approve else 'rejected'}&id={submission_id}")
+        return see_other(f"{QUEUE}?done={decision}&id={submission_id}")
 
 
-for _approve in (True, False):
-    add_decision(_approve)
+add_decision("approve", "approved")
+add_decision("reject", "rejected")
