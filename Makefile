@@ -33,10 +33,10 @@ lint: $(VENV)/.dev-installed
 TEST_WORKERS ?= 2
 
 test: lint
-	$(BIN)/pytest -n $(TEST_WORKERS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 coverage: $(VENV)/.dev-installed
-	$(BIN)/pytest -n $(TEST_WORKERS) --cov=kamiyo --cov-report=term
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal --cov=kamiyo --cov-report=term
 
 format: $(VENV)/.dev-installed
 	$(BIN)/ruff format src tests bench

@@ -7,10 +7,6 @@ tests may write freely without paying for the migrations again.
 
 from __future__ import annotations
 
-import asyncio
-import itertools
-import os
-import shutil
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,16 +17,37 @@ import pytest
 from kamiyo import migrations
 from kamiyo.accounts.ratelimit import Limiter
 from kamiyo.db import Database
-from tests.support.app import make_client, make_settings, running
+from tests.support.app import make_settings, running
+from tests.support.databases import WORKER, fresh_postgres, fresh_sqlite, seed
 from tests.support.services import postgres_missing_reason, postgres_server, psql
 from tests.support.users import settings_for
 
-__all__ = ["make_client", "make_settings"]  # imported from here by test files written before tests/support
 
-_counter = itertools.count()
-# Under pytest-xdist each worker has its own services, but a preset KAMIYO_TEST_POSTGRES_URL is shared:
-# database names carry the worker id so two workers never create the same one.
-_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "input_matrix: the cases vary the input, not the storage; all run on SQLite, the first also on PostgreSQL",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep one PostgreSQL case of each `input_matrix` test: its other cases would only repeat, on a second
+    database, a check that is made before (or without regard to) anything is stored."""
+    seen: set[str] = set()
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        spec = getattr(item, "callspec", None)
+        if item.get_closest_marker("input_matrix") and spec and spec.params.get("backend") == "postgresql":
+            key = f"{item.path}::{getattr(item, 'originalname', item.name)}"
+            if key in seen:
+                dropped.append(item)
+                continue
+            seen.add(key)
+        kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -55,24 +72,12 @@ def _rate_windows_do_not_roll(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Limiter, "clock", staticmethod(lambda: pinned))
 
 
-def _seed(url: str) -> None:
-    from kamiyo.ingest.seed import seed_default_dataset
-
-    async def run() -> None:
-        db = Database(url)
-        async with db.session() as session:
-            await seed_default_dataset(session)
-        await db.dispose()
-
-    asyncio.run(run())
-
-
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "kamiyo.db"
     url = f"sqlite:///{path}"
     migrations.upgrade(url)
-    _seed(url)
+    seed(url)
     return path
 
 
@@ -94,32 +99,20 @@ def postgres_admin() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def postgres_template(postgres_admin: str) -> str:
-    name = f"kamiyo_template{_WORKER}"
+    name = f"kamiyo_template{WORKER}"
     psql(postgres_admin, f"CREATE DATABASE {name}")
     url = f"{postgres_admin}/{name}"
     migrations.upgrade(url)
-    _seed(url)
+    seed(url)
     return name
 
 
 @pytest.fixture(scope="session")
 def postgres_empty_template(postgres_admin: str) -> str:
-    name = f"kamiyo_empty{_WORKER}"
+    name = f"kamiyo_empty{WORKER}"
     psql(postgres_admin, f"CREATE DATABASE {name}")
     migrations.upgrade(f"{postgres_admin}/{name}")
     return name
-
-
-def _fresh_sqlite(template: Path, tmp_path: Path, name: str = "kamiyo.db") -> str:
-    path = tmp_path / name  # a test may want a seeded and an empty database: two files
-    shutil.copyfile(template, path)
-    return f"sqlite:///{path}"
-
-
-def _fresh_postgres(admin: str, template: str) -> str:
-    name = f"kamiyo_t{_WORKER}_{next(_counter)}"
-    psql(admin, f"CREATE DATABASE {name} TEMPLATE {template}")
-    return f"{admin}/{name}"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -139,18 +132,18 @@ def _dropped_after(request: pytest.FixtureRequest, admin: str, url: str) -> str:
 def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated database seeded with the bundled dataset, on each backend."""
     if backend == "sqlite":
-        return _fresh_sqlite(request.getfixturevalue("sqlite_template"), tmp_path)
+        return fresh_sqlite(request.getfixturevalue("sqlite_template"), tmp_path)
     admin = request.getfixturevalue("postgres_admin")
-    return _dropped_after(request, admin, _fresh_postgres(admin, request.getfixturevalue("postgres_template")))
+    return _dropped_after(request, admin, fresh_postgres(admin, request.getfixturevalue("postgres_template")))
 
 
 @pytest.fixture
 def empty_db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated, empty database on each backend."""
     if backend == "sqlite":
-        return _fresh_sqlite(request.getfixturevalue("sqlite_empty_template"), tmp_path, "empty.db")
+        return fresh_sqlite(request.getfixturevalue("sqlite_empty_template"), tmp_path, "empty.db")
     admin = request.getfixturevalue("postgres_admin")
-    return _dropped_after(request, admin, _fresh_postgres(admin, request.getfixturevalue("postgres_empty_template")))
+    return _dropped_after(request, admin, fresh_postgres(admin, request.getfixturevalue("postgres_empty_template")))
 
 
 @pytest.fixture

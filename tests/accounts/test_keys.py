@@ -61,6 +61,7 @@ async def test_revoked_key_is_rejected_at_once(db_url: str) -> None:
         assert (await c.get("/api/v1/me", headers=bearer(other))).status_code == 200
 
 
+@pytest.mark.input_matrix
 @pytest.mark.parametrize(("method", "path"), PROTECTED)
 async def test_protected_route_without_key_is_401_with_challenge(db_url: str, method: str, path: str) -> None:
     async with running(settings_for(db_url)) as (_, c):

@@ -11,13 +11,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 from aiohttp import web
 from sqlalchemy import select
 
-from kamiyo.accounts import service as accounts
 from kamiyo.db import Database
-from kamiyo.delivery import plan_limits
 from kamiyo.delivery.filters import SubscriptionFilters
 from kamiyo.delivery.models import AlertChannel, UserWebhook, WebhookDelivery
 from kamiyo.delivery.queue import bump_subscriptions
@@ -96,15 +93,6 @@ class Receiver:
             self.arrived.clear()
             with suppress(TimeoutError):
                 await asyncio.wait_for(self.arrived.wait(), max(0.01, deadline - time.monotonic()))
-
-
-async def make_user(db: Database, tier: str = "team", email: str | None = None) -> tuple[int, str]:
-    """A user of `tier` and an API key for it."""
-    async with db.session() as session:
-        user = await accounts.create_user(session, email or f"u{next(_refs)}@example.com", "correct horse battery")
-        await plan_limits.set_tier(session, user, tier)
-        _, key = await accounts.create_key(session, user.id, "tests")
-        return user.id, key
 
 
 async def add_webhook(
@@ -210,7 +198,7 @@ async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0
 
 def delivery_settings(db_url: str, **env: Any) -> Any:
     """Settings for delivery tests: loopback http allowed, a schedule in fractions of a second."""
-    from tests.conftest import make_settings
+    from tests.support.app import make_settings
 
     values: dict[str, Any] = {
         "KAMIYO_SECRET_KEY": SECRET_KEY,
@@ -221,18 +209,6 @@ def delivery_settings(db_url: str, **env: Any) -> Any:
     }
     values.update(env)
     return make_settings(db_url, **values)
-
-
-@asynccontextmanager
-async def api(settings: Any, *, workers: bool = False) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
-    """The real app with its lifespan, and an in-process client; its embedded worker only when asked."""
-    from kamiyo.app import create_app
-
-    app = create_app(settings.model_copy(update={"run_workers": workers}))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield app, client
 
 
 @asynccontextmanager

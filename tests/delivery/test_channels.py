@@ -18,16 +18,16 @@ from tests.delivery.support import (
     Receiver,
     add_channel,
     add_webhook,
-    api,
     auth,
     delivery_settings,
     ingest,
-    make_user,
     report,
     running_worker,
     wait_until,
 )
+from tests.support.app import running
 from tests.support.services import free_port
+from tests.support.users import user_with_key
 
 TX = "0x" + "ab" * 32
 DESCRIPTION = "Drained <script>alert(1)</script> & more"
@@ -44,28 +44,28 @@ def _incident() -> Any:
     )
 
 
-async def _sent(db: Database, channel_id: int) -> list[AlertSent]:
-    async with db.session() as session:
+async def _sent(database: Database, channel_id: int) -> list[AlertSent]:
+    async with database.session() as session:
         rows = await session.execute(select(AlertSent).where(AlertSent.channel_id == channel_id))
         return list(rows.scalars())
 
 
-async def _settled(db: Database, channel_id: int) -> AlertSent:
+async def _settled(database: Database, channel_id: int) -> AlertSent:
     async def done() -> bool:
-        rows = await _sent(db, channel_id)
+        rows = await _sent(database, channel_id)
         return len(rows) == 1 and rows[0].status != "pending"
 
     assert await wait_until(done, 10)
-    [row] = await _sent(db, channel_id)
+    [row] = await _sent(database, channel_id)
     return row
 
 
-async def test_discord_gets_an_embed(db_url: str, db: Database) -> None:
+async def test_discord_gets_an_embed(db_url: str, database: Database) -> None:
     settings = delivery_settings(db_url)
-    async with Receiver(lambda _r, _n: (204, {}, 0.0)) as rx, running_worker(db, settings):
-        user_id, _ = await make_user(db, "pro")
-        channel_id = await add_channel(db, user_id, "discord", rx.url + "/api/webhooks/1/tok")
-        [exploit_id] = await ingest(db, _incident())
+    async with Receiver(lambda _r, _n: (204, {}, 0.0)) as rx, running_worker(database, settings):
+        user_id, _ = await user_with_key(database, tier="pro")
+        channel_id = await add_channel(database, user_id, "discord", rx.url + "/api/webhooks/1/tok")
+        [exploit_id] = await ingest(database, _incident())
         [got] = await rx.wait_for(1)
         assert got.path == "/api/webhooks/1/tok?wait=true"
         message = json.loads(got.body)
@@ -78,16 +78,16 @@ async def test_discord_gets_an_embed(db_url: str, db: Database) -> None:
         assert fields["Chain"] == "BNB Smart Chain" and fields["Category"] == "Price oracle manipulation"
         assert fields["Transaction"] == f"[0xabababab…ababab](https://bscscan.com/tx/{TX})"
         assert "UTC" in fields["Time"] and embed["timestamp"].endswith("Z")
-        row = await _settled(db, channel_id)
+        row = await _settled(database, channel_id)
         assert (row.status, row.attempts, row.response_status, row.kind) == ("succeeded", 1, 204, "discord")
 
 
-async def test_slack_gets_blocks(db_url: str, db: Database) -> None:
+async def test_slack_gets_blocks(db_url: str, database: Database) -> None:
     settings = delivery_settings(db_url)
-    async with Receiver() as rx, running_worker(db, settings):
-        user_id, _ = await make_user(db, "pro")
-        channel_id = await add_channel(db, user_id, "slack", rx.url + "/services/T1/B1/x")
-        await ingest(db, _incident())
+    async with Receiver() as rx, running_worker(database, settings):
+        user_id, _ = await user_with_key(database, tier="pro")
+        channel_id = await add_channel(database, user_id, "slack", rx.url + "/services/T1/B1/x")
+        await ingest(database, _incident())
         [got] = await rx.wait_for(1)
         message = json.loads(got.body)
         assert message["text"] == "Alertfi exploited: $2.50M lost (BNB Smart Chain)"
@@ -98,16 +98,16 @@ async def test_slack_gets_blocks(db_url: str, db: Database) -> None:
         assert "&lt;script&gt;" in message["blocks"][2]["text"]["text"] and "<script>" not in got.body.decode()
         links = message["blocks"][3]["elements"][0]["text"]
         assert f"<https://bscscan.com/tx/{TX}|Tx 0xabababab…ababab>" in links and "|View on Kamiyo>" in links
-        assert (await _settled(db, channel_id)).status == "succeeded"
+        assert (await _settled(database, channel_id)).status == "succeeded"
 
 
-async def test_telegram_gets_html_through_the_configured_bot_api(db_url: str, db: Database) -> None:
+async def test_telegram_gets_html_through_the_configured_bot_api(db_url: str, database: Database) -> None:
     async with Receiver(lambda _r, _n: (200, {}, 0.0)) as rx:
         settings = delivery_settings(db_url, TELEGRAM_API_BASE=rx.url, TELEGRAM_BOT_TOKEN="123:secret-token")
-        async with running_worker(db, settings):
-            user_id, _ = await make_user(db, "pro")
-            channel_id = await add_channel(db, user_id, "telegram", "-1001234567890")
-            await ingest(db, _incident())
+        async with running_worker(database, settings):
+            user_id, _ = await user_with_key(database, tier="pro")
+            channel_id = await add_channel(database, user_id, "telegram", "-1001234567890")
+            await ingest(database, _incident())
             [got] = await rx.wait_for(1)
             assert got.path == "/bot123:secret-token/sendMessage"
             message = json.loads(got.body)
@@ -116,7 +116,7 @@ async def test_telegram_gets_html_through_the_configured_bot_api(db_url: str, db
             assert text.startswith("<b>🚨 Alertfi exploited: $2.50M lost</b>")
             assert "Chain: <b>BNB Smart Chain</b>" in text and f'<a href="https://bscscan.com/tx/{TX}">' in text
             assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in text and "View on Kamiyo</a>" in text
-            assert (await _settled(db, channel_id)).status == "succeeded"
+            assert (await _settled(database, channel_id)).status == "succeeded"
 
 
 class _Inbox:
@@ -128,18 +128,18 @@ class _Inbox:
         return "250 OK"
 
 
-async def test_email_has_text_and_html_parts(db_url: str, db: Database) -> None:
+async def test_email_has_text_and_html_parts(db_url: str, database: Database) -> None:
     inbox = _Inbox()
     port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
         settings = delivery_settings(db_url, KAMIYO_SMTP_URL=f"smtp://127.0.0.1:{port}")
-        async with running_worker(db, settings):
-            user_id, _ = await make_user(db, "free")
-            channel_id = await add_channel(db, user_id, "email", "sec@example.com")
-            await ingest(db, _incident())
-            row = await _settled(db, channel_id)
+        async with running_worker(database, settings):
+            user_id, _ = await user_with_key(database, tier="free")
+            channel_id = await add_channel(database, user_id, "email", "sec@example.com")
+            await ingest(database, _incident())
+            row = await _settled(database, channel_id)
             assert row.status == "succeeded", row.error
     finally:
         controller.stop()
@@ -153,18 +153,19 @@ async def test_email_has_text_and_html_parts(db_url: str, db: Database) -> None:
     assert f"https://bscscan.com/tx/{TX}" in parts["text/html"]
 
 
-async def test_a_failing_channel_is_retried_and_sent_once(db_url: str, db: Database) -> None:
+async def test_a_failing_channel_is_retried_and_sent_once(db_url: str, database: Database) -> None:
     settings = delivery_settings(db_url, KAMIYO_WEBHOOK_RETRY_SCHEDULE="0.2,0.2")
-    async with Receiver(lambda _r, n: (500 if n == 1 else 200, {}, 0.0)) as rx, running_worker(db, settings):
-        user_id, _ = await make_user(db, "pro")
-        channel_id = await add_channel(db, user_id, "slack", rx.url + "/services/flaky")
-        await ingest(db, _incident())
+    async with Receiver(lambda _r, n: (500 if n == 1 else 200, {}, 0.0)) as rx, running_worker(database, settings):
+        user_id, _ = await user_with_key(database, tier="pro")
+        channel_id = await add_channel(database, user_id, "slack", rx.url + "/services/flaky")
+        await ingest(database, _incident())
         await rx.wait_for(2)
         await asyncio.sleep(0.5)
-        row = await _settled(db, channel_id)
+        row = await _settled(database, channel_id)
         assert (row.status, row.attempts, len(rx.requests)) == ("succeeded", 2, 2)
 
 
+@pytest.mark.input_matrix
 @pytest.mark.parametrize(
     ("kind", "body", "status"),
     [
@@ -183,16 +184,16 @@ async def test_a_failing_channel_is_retried_and_sent_once(db_url: str, db: Datab
 async def test_channel_creation_validates_the_destination(
     db_url: str, kind: str, body: dict[str, Any], status: int
 ) -> None:
-    async with api(delivery_settings(db_url, KAMIYO_ALLOW_HTTP_WEBHOOKS=False)) as (app, c):
-        _, key = await make_user(app.state.db, "pro")
+    async with running(delivery_settings(db_url, KAMIYO_ALLOW_HTTP_WEBHOOKS=False), workers=False) as (app, c):
+        _, key = await user_with_key(app.state.db, tier="pro")
         r = await c.post(f"/api/v1/{kind}/channels", headers=auth(key), json=body)
         assert r.status_code == status, r.text
 
 
 async def test_configured_channels_validate_chat_ids_and_addresses(db_url: str) -> None:
     settings = delivery_settings(db_url, TELEGRAM_BOT_TOKEN="1:x", KAMIYO_SMTP_URL="smtp://127.0.0.1:9")
-    async with api(settings) as (app, c):
-        _, key = await make_user(app.state.db, "pro")
+    async with running(settings, workers=False) as (app, c):
+        _, key = await user_with_key(app.state.db, tier="pro")
         h = auth(key)
         assert (await c.post("/api/v1/telegram/channels", headers=h, json={"chat_id": "-100123"})).status_code == 201
         assert (
@@ -206,8 +207,8 @@ async def test_configured_channels_validate_chat_ids_and_addresses(db_url: str) 
 
 @pytest.mark.parametrize(("tier", "limit"), [("free", 1), ("pro", 5)])
 async def test_channel_limits_count_all_kinds_together(db_url: str, tier: str, limit: int) -> None:
-    async with api(delivery_settings(db_url)) as (app, c):
-        _, key = await make_user(app.state.db, tier)
+    async with running(delivery_settings(db_url), workers=False) as (app, c):
+        _, key = await user_with_key(app.state.db, tier=tier)
         kinds = ["discord", "slack"]
         for i in range(limit):
             kind = kinds[i % 2]
@@ -222,9 +223,9 @@ async def test_channel_limits_count_all_kinds_together(db_url: str, tier: str, l
 
 
 async def test_channels_are_private_and_show_no_full_webhook_url(db_url: str) -> None:
-    async with api(delivery_settings(db_url)) as (app, c):
-        _, owner = await make_user(app.state.db, "pro")
-        _, other = await make_user(app.state.db, "pro")
+    async with running(delivery_settings(db_url), workers=False) as (app, c):
+        _, owner = await user_with_key(app.state.db, tier="pro")
+        _, other = await user_with_key(app.state.db, tier="pro")
         url = "http://127.0.0.1:9/api/webhooks/123456/very-secret-token-value"
         r = await c.post("/api/v1/discord/channels", headers=auth(owner), json={"webhook_url": url})
         channel = r.json()
@@ -241,8 +242,8 @@ async def test_channels_are_private_and_show_no_full_webhook_url(db_url: str) ->
 
 
 async def test_channel_test_sends_now_and_reports_the_outcome(db_url: str) -> None:
-    async with Receiver() as rx, api(delivery_settings(db_url)) as (app, c):
-        _, key = await make_user(app.state.db, "pro")
+    async with Receiver() as rx, running(delivery_settings(db_url), workers=False) as (app, c):
+        _, key = await user_with_key(app.state.db, tier="pro")
         r = await c.post("/api/v1/slack/channels", headers=auth(key), json={"webhook_url": rx.url + "/services/t"})
         channel_id = r.json()["id"]
         r = await c.post(f"/api/v1/slack/channels/{channel_id}/test", headers=auth(key))
@@ -254,17 +255,17 @@ async def test_channel_test_sends_now_and_reports_the_outcome(db_url: str) -> No
         assert [d["event_type"] for d in log["data"]] == ["webhook.test"]
 
 
-async def test_the_owner_is_emailed_why_an_endpoint_was_disabled(db_url: str, db: Database) -> None:
+async def test_the_owner_is_emailed_why_an_endpoint_was_disabled(db_url: str, database: Database) -> None:
     inbox = _Inbox()
     port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
         settings = delivery_settings(db_url, KAMIYO_SMTP_URL=f"smtp://127.0.0.1:{port}")
-        async with Receiver(lambda _r, _n: (410, {}, 0.0)) as rx, running_worker(db, settings):
-            user_id, _ = await make_user(db, "team", email="owner@example.com")
-            await add_webhook(db, user_id, rx.url + "/gone")
-            await ingest(db, _incident())
+        async with Receiver(lambda _r, _n: (410, {}, 0.0)) as rx, running_worker(database, settings):
+            user_id, _ = await user_with_key(database, "owner@example.com", tier="team")
+            await add_webhook(database, user_id, rx.url + "/gone")
+            await ingest(database, _incident())
             assert await wait_until(lambda: _has_mail(inbox), 10)
     finally:
         controller.stop()

@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 
 from kamiyo.db import Database
 from kamiyo.delivery.models import WebhookDelivery
-from tests.delivery.support import SECRET_KEY, Receiver, add_webhook, ingest, make_user, report, wait_until
+from tests.delivery.support import SECRET_KEY, Receiver, add_webhook, ingest, report, wait_until
+from tests.support.users import user_with_key
 
 ENDPOINTS = 1000
 CONCURRENCY = 20
@@ -49,23 +50,23 @@ async def _start_worker(db_url: str) -> asyncio.subprocess.Process:
     )
 
 
-async def _succeeded(db: Database) -> int:
-    async with db.session() as session:
+async def _succeeded(database: Database) -> int:
+    async with database.session() as session:
         stmt = select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.status == "succeeded")
         return int((await session.execute(stmt)).scalar_one())
 
 
 async def test_sigkill_mid_delivery_then_restart_delivers_everything(db_url: str) -> None:
-    db = Database(db_url)
+    database = Database(db_url)
     worker: asyncio.subprocess.Process | None = None
     # 20 ms per answer and 20 at a time: about a second of work, so the kill lands in the middle.
     async with Receiver(lambda _r, _n: (200, {}, 0.02)) as rx:
         try:
-            user_id, _ = await make_user(db, "enterprise")
+            user_id, _ = await user_with_key(database, tier="enterprise")
             for i in range(ENDPOINTS):
-                await add_webhook(db, user_id, f"{rx.url}/e{i}")
+                await add_webhook(database, user_id, f"{rx.url}/e{i}")
             worker = await _start_worker(db_url)
-            await ingest(db, report(protocol="Crashfi"))
+            await ingest(database, report(protocol="Crashfi"))
             await rx.wait_for(300, timeout=60)
             worker.send_signal(signal.SIGKILL)
             await worker.wait()
@@ -73,12 +74,12 @@ async def test_sigkill_mid_delivery_then_restart_delivers_everything(db_url: str
             assert 300 <= before_restart < ENDPOINTS, before_restart
 
             worker = await _start_worker(db_url)
-            assert await wait_until(lambda: _done(db), timeout=60, step=0.2)
+            assert await wait_until(lambda: _done(database), timeout=60, step=0.2)
         finally:
             if worker is not None and worker.returncode is None:
                 worker.send_signal(signal.SIGKILL)
                 await worker.wait()
-            await db.dispose()
+            await database.dispose()
 
     by_path: dict[str, list[str]] = defaultdict(list)
     for request in rx.requests:
@@ -90,5 +91,5 @@ async def test_sigkill_mid_delivery_then_restart_delivers_everything(db_url: str
     assert all(len(set(ids)) == 1 for ids in duplicated.values())
 
 
-async def _done(db: Database) -> bool:
-    return await _succeeded(db) == ENDPOINTS
+async def _done(database: Database) -> bool:
+    return await _succeeded(database) == ENDPOINTS

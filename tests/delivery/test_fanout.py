@@ -25,14 +25,14 @@ from tests.delivery.support import (
     add_webhook,
     delivery_settings,
     ingest,
-    make_user,
     report,
     running_worker,
     wait_until,
 )
+from tests.support.users import user_with_key
 
 
-async def _add_webhooks(db: Database, user_id: int, urls: list[str]) -> None:
+async def _add_webhooks(database: Database, user_id: int, urls: list[str]) -> None:
     """Many endpoints in one statement (the API path is tested elsewhere)."""
     now = datetime.now(UTC)
     secret = SecretBox(SECRET_KEY).encrypt(new_webhook_secret())
@@ -41,13 +41,13 @@ async def _add_webhooks(db: Database, user_id: int, urls: list[str]) -> None:
         | {"consecutive_failures": 0, "secret_enc": secret, "created_at": now, "updated_at": now}
         for url in urls
     ]
-    async with db.session() as session:
+    async with database.session() as session:
         await session.execute(insert(UserWebhook), rows)
         await bump_subscriptions(session)
 
 
-async def _rows(db: Database) -> list[WebhookDelivery]:
-    async with db.session() as session:
+async def _rows(database: Database) -> list[WebhookDelivery]:
+    async with database.session() as session:
         return list((await session.execute(select(WebhookDelivery).order_by(WebhookDelivery.id))).scalars())
 
 
@@ -58,20 +58,20 @@ def test_message_ids_come_in_bulk_unique_and_well_formed() -> None:
     assert new_message_ids(0) == []
 
 
-async def test_one_event_to_many_endpoints_is_one_row_each_once(db: Database) -> None:
-    user_id, _ = await make_user(db, "enterprise")
-    await _add_webhooks(db, user_id, [f"https://hooks.example.com/{i}" for i in range(300)])
-    await ingest(db, report(protocol="Fanfi"))
+async def test_one_event_to_many_endpoints_is_one_row_each_once(database: Database) -> None:
+    user_id, _ = await user_with_key(database, tier="enterprise")
+    await _add_webhooks(database, user_id, [f"https://hooks.example.com/{i}" for i in range(300)])
+    await ingest(database, report(protocol="Fanfi"))
     now = datetime.now(UTC)
     for _ in range(2):  # the second pass re-dispatches the same event: nothing new
-        async with db.session() as session:
+        async with database.session() as session:
             stats = await dispatch_events(
                 session, IndexCache(), now=now, max_age=timedelta(days=7), public_url="https://k.example"
             )
         assert stats.events == 1 and stats.webhook_rows == 300
-        async with db.session() as session:
+        async with database.session() as session:
             await session.execute(update(ExploitEvent).values(dispatched_at=None))
-    rows = await _rows(db)
+    rows = await _rows(database)
     assert len(rows) == 300 and len({r.webhook_id for r in rows}) == 300
     assert len({r.message_id for r in rows}) == 300 and len({r.body for r in rows}) == 1
     assert b'"protocol":"Fanfi"' in rows[0].body.encode()
@@ -79,27 +79,27 @@ async def test_one_event_to_many_endpoints_is_one_row_each_once(db: Database) ->
     assert all(r.next_attempt_at == r.created_at and r.event_id == rows[0].event_id for r in rows)
 
 
-async def test_fan_out_is_claimed_in_a_few_large_batches(db_url: str, db: Database) -> None:
+async def test_fan_out_is_claimed_in_a_few_large_batches(db_url: str, database: Database) -> None:
     settings = delivery_settings(db_url, KAMIYO_DELIVERY_CONCURRENCY=100)
-    async with Receiver() as rx, running_worker(db, settings) as worker:
-        user_id, _ = await make_user(db, "enterprise")
-        await _add_webhooks(db, user_id, [f"{rx.url}/e{i}" for i in range(600)])
+    async with Receiver() as rx, running_worker(database, settings) as worker:
+        user_id, _ = await user_with_key(database, tier="enterprise")
+        await _add_webhooks(database, user_id, [f"{rx.url}/e{i}" for i in range(600)])
         await asyncio.sleep(0.2)
-        await ingest(db, report())
+        await ingest(database, report())
         assert len(await rx.wait_for(600, timeout=30)) == 600
-        assert await wait_until(lambda: _all_succeeded(db, 600), timeout=10)
+        assert await wait_until(lambda: _all_succeeded(database, 600), timeout=10)
     # The first claim takes twice the pool, later ones about half of it: not one per free slot.
     assert worker.state["claims"] <= 12, worker.state
     assert len({r.path for r in rx.requests}) == 600 and worker.state["lease_expired"] == 0
 
 
-async def _all_succeeded(db: Database, count: int) -> bool:
-    async with db.session() as session:
+async def _all_succeeded(database: Database, count: int) -> bool:
+    async with database.session() as session:
         stmt = select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.status == "succeeded")
         return int((await session.execute(stmt)).scalar_one()) == count
 
 
-async def test_a_target_never_has_more_rows_in_flight_than_its_cap(db_url: str, db: Database) -> None:
+async def test_a_target_never_has_more_rows_in_flight_than_its_cap(db_url: str, database: Database) -> None:
     settings = delivery_settings(db_url, KAMIYO_DELIVERY_PER_ENDPOINT=2, KAMIYO_DELIVERY_CONCURRENCY=50)
     busy: Counter[str] = Counter()
     most: Counter[str] = Counter()
@@ -111,43 +111,43 @@ async def test_a_target_never_has_more_rows_in_flight_than_its_cap(db_url: str, 
         busy[request.path] -= 1
         return 200, {}, 0.0
 
-    async with Receiver(reply) as rx, running_worker(db, settings) as worker:
-        user_id, _ = await make_user(db, "enterprise")
-        await add_webhook(db, user_id, rx.url + "/one")
-        await ingest(db, *[report() for _ in range(12)])  # 12 rows for one endpoint, due at once
+    async with Receiver(reply) as rx, running_worker(database, settings) as worker:
+        user_id, _ = await user_with_key(database, tier="enterprise")
+        await add_webhook(database, user_id, rx.url + "/one")
+        await ingest(database, *[report() for _ in range(12)])  # 12 rows for one endpoint, due at once
         assert len(await rx.wait_for(12, timeout=20)) == 12
         await asyncio.sleep(0.3)
     assert most["/one"] == 2 and len(rx.requests) == 12
     assert len({r.headers["webhook-id"] for r in rx.requests}) == 12 and worker.state["lease_expired"] == 0
 
 
-async def test_rows_held_at_stop_are_given_back_due_now(db_url: str, db: Database) -> None:
+async def test_rows_held_at_stop_are_given_back_due_now(db_url: str, database: Database) -> None:
     settings = delivery_settings(db_url, KAMIYO_DELIVERY_CONCURRENCY=2)
     async with Receiver(lambda _r, _n: (200, {}, 0.4)) as rx:
-        user_id, _ = await make_user(db, "enterprise")
-        await _add_webhooks(db, user_id, [f"{rx.url}/e{i}" for i in range(10)])
-        async with running_worker(db, settings) as worker:
-            await ingest(db, report())
+        user_id, _ = await user_with_key(database, tier="enterprise")
+        await _add_webhooks(database, user_id, [f"{rx.url}/e{i}" for i in range(10)])
+        async with running_worker(database, settings) as worker:
+            await ingest(database, report())
             await rx.wait_for(2, timeout=10)
             assert len(worker.held) == 2  # claimed ahead: two sending, two held
         stopped = datetime.now(UTC)
-        rows = await _rows(db)
+        rows = await _rows(database)
         assert sum(r.status == "succeeded" for r in rows) == 2  # the two in flight finished within the grace
         pending = [r for r in rows if r.status == "pending"]
         assert len(pending) == 8 and all(r.next_attempt_at <= stopped for r in pending)  # none left leased
-        async with running_worker(db, settings):  # the next worker sends them now, not a lease later
+        async with running_worker(database, settings):  # the next worker sends them now, not a lease later
             assert len(await rx.wait_for(10, timeout=8)) == 10
     assert len({r.path for r in rx.requests}) == 10
 
 
-async def test_a_held_row_whose_lease_runs_out_is_not_sent_until_claimed_again(db_url: str, db: Database) -> None:
+async def test_a_held_row_whose_lease_runs_out_is_not_sent_until_claimed_again(db_url: str, database: Database) -> None:
     # Lease 2 s, send timeout 1 s: a held row must start within 0.5 s of its claim; sends take 0.8 s.
     env = {"KAMIYO_DELIVERY_CONCURRENCY": 1, "KAMIYO_WEBHOOK_TIMEOUT": 1, "KAMIYO_DELIVERY_LEASE": 2}
     settings = delivery_settings(db_url, **env)
-    async with Receiver(lambda _r, _n: (200, {}, 0.8)) as rx, running_worker(db, settings) as worker:
-        user_id, _ = await make_user(db, "enterprise")
-        await _add_webhooks(db, user_id, [f"{rx.url}/e{i}" for i in range(3)])
-        await ingest(db, report())
+    async with Receiver(lambda _r, _n: (200, {}, 0.8)) as rx, running_worker(database, settings) as worker:
+        user_id, _ = await user_with_key(database, tier="enterprise")
+        await _add_webhooks(database, user_id, [f"{rx.url}/e{i}" for i in range(3)])
+        await ingest(database, report())
         assert len(await rx.wait_for(3, timeout=20)) == 3
         await asyncio.sleep(0.5)
         assert worker.state["lease_expired"] >= 1

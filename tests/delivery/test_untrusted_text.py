@@ -7,7 +7,8 @@ import re
 from typing import Any
 
 from kamiyo.db import Database
-from tests.delivery.support import Receiver, add_channel, delivery_settings, ingest, make_user, report, running_worker
+from tests.delivery.support import Receiver, add_channel, delivery_settings, ingest, report, running_worker
+from tests.support.users import user_with_key
 
 EVIL = "https://evil.example/claim"
 PROTOCOL = f"Refundfi [Claim your refund]({EVIL}) <{EVIL}|Refund>"
@@ -28,12 +29,12 @@ def _live_links(text: str) -> set[str]:
     return {m.group(2) for m in _MASKED_LINK.finditer(text)}
 
 
-async def test_discord_shows_source_markdown_as_text(db_url: str, db: Database) -> None:
+async def test_discord_shows_source_markdown_as_text(db_url: str, database: Database) -> None:
     settings = delivery_settings(db_url)
-    async with Receiver(lambda _r, _n: (204, {}, 0.0)) as rx, running_worker(db, settings):
-        user_id, _ = await make_user(db, "pro")
-        await add_channel(db, user_id, "discord", rx.url + "/api/webhooks/1/tok")
-        [exploit_id] = await ingest(db, _incident())
+    async with Receiver(lambda _r, _n: (204, {}, 0.0)) as rx, running_worker(database, settings):
+        user_id, _ = await user_with_key(database, tier="pro")
+        await add_channel(database, user_id, "discord", rx.url + "/api/webhooks/1/tok")
+        [exploit_id] = await ingest(database, _incident())
         [got] = await rx.wait_for(1)
     [embed] = json.loads(got.body)["embeds"]
     texts = [embed["title"], embed["description"], *(f["value"] for f in embed["fields"])]
@@ -49,12 +50,12 @@ async def test_discord_shows_source_markdown_as_text(db_url: str, db: Database) 
     assert r"\<@U123>" in embed["description"] and json.loads(got.body)["allowed_mentions"] == {"parse": []}
 
 
-async def test_slack_shows_source_links_and_mentions_as_text(db_url: str, db: Database) -> None:
+async def test_slack_shows_source_links_and_mentions_as_text(db_url: str, database: Database) -> None:
     settings = delivery_settings(db_url)
-    async with Receiver() as rx, running_worker(db, settings):
-        user_id, _ = await make_user(db, "pro")
-        await add_channel(db, user_id, "slack", rx.url + "/services/T1/B1/x")
-        await ingest(db, _incident())
+    async with Receiver() as rx, running_worker(database, settings):
+        user_id, _ = await user_with_key(database, tier="pro")
+        await add_channel(database, user_id, "slack", rx.url + "/services/T1/B1/x")
+        await ingest(database, _incident())
         [got] = await rx.wait_for(1)
     message = json.loads(got.body)
     mrkdwn = [message["text"]]
@@ -72,14 +73,14 @@ async def test_slack_shows_source_links_and_mentions_as_text(db_url: str, db: Da
     assert f"&lt;{EVIL}|Claim now&gt; &lt;!channel&gt; &lt;@U123&gt;" in every
 
 
-async def test_telegram_shows_source_html_as_text(db_url: str, db: Database) -> None:
+async def test_telegram_shows_source_html_as_text(db_url: str, database: Database) -> None:
     async with Receiver() as rx:
         settings = delivery_settings(db_url, TELEGRAM_API_BASE=rx.url, TELEGRAM_BOT_TOKEN="1:tok")
-        async with running_worker(db, settings):
-            user_id, _ = await make_user(db, "pro")
-            await add_channel(db, user_id, "telegram", "-1001")
+        async with running_worker(database, settings):
+            user_id, _ = await user_with_key(database, tier="pro")
+            await add_channel(database, user_id, "telegram", "-1001")
             await ingest(
-                db, report(protocol='Evil <a href="https://evil.example/p">Claim</a>', description=DESCRIPTION)
+                database, report(protocol='Evil <a href="https://evil.example/p">Claim</a>', description=DESCRIPTION)
             )
             [got] = await rx.wait_for(1)
     text = json.loads(got.body)["text"]

@@ -107,6 +107,7 @@ async def test_paging_headers_added_after_and_match(client: httpx.AsyncClient, d
     assert (await client.get(f"{COLLECTION}/objects/incident--{ids.named('nothing')}/")).status_code == 404
 
 
+@pytest.mark.input_matrix
 @pytest.mark.parametrize(
     ("path", "status"),
     [

@@ -24,10 +24,10 @@ from kamiyo.ops.backup import (
     verify_backup,
 )
 from kamiyo.ops.schedule import backup_loop, run_backup_job, seconds_until_due
-from tests.conftest import _fresh_postgres, _fresh_sqlite
 from tests.ops.helpers import INSERT_EXPLOIT
 from tests.support.app import make_settings
 from tests.support.cli import kamiyo
+from tests.support.databases import fresh_postgres, fresh_sqlite
 
 
 class Writer(threading.Thread):
@@ -81,9 +81,7 @@ async def _ids(url: str) -> set[int]:
 def _empty_target(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'restored.db'}"
-    return _fresh_postgres(
-        request.getfixturevalue("postgres_admin"), request.getfixturevalue("postgres_empty_template")
-    )
+    return fresh_postgres(request.getfixturevalue("postgres_admin"), request.getfixturevalue("postgres_empty_template"))
 
 
 def test_backup_under_write_load_restores_every_committed_row(
@@ -149,7 +147,7 @@ async def _delete_some(url: str) -> None:
 @pytest.fixture
 def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
     """A seeded SQLite database, for behaviour that does not depend on the backend."""
-    return _fresh_sqlite(sqlite_template, tmp_path)
+    return fresh_sqlite(sqlite_template, tmp_path)
 
 
 def test_retention_orders_by_time_in_the_name(tmp_path: Path, sqlite_url: str) -> None:

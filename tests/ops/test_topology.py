@@ -26,12 +26,13 @@ from sqlalchemy import select
 from kamiyo.db import Database
 from kamiyo.delivery.models import UserWebhook
 from kamiyo.sources import REGISTRY
-from tests.conftest import _fresh_postgres
-from tests.delivery.support import SECRET_KEY, add_webhook, ingest, make_user, report
+from tests.delivery.support import SECRET_KEY, add_webhook, ingest, report
 from tests.ops.helpers import samples
 from tests.sources.fixture_server import FixtureServer, fixture_server
+from tests.support.databases import fresh_postgres
 from tests.support.services import RedisServer, http_server, redis_server
 from tests.support.topology import Topology, environment, scale_out
+from tests.support.users import user_with_key
 
 ANON_PER_DAY = 12
 WORKER_CONCURRENCY = 10
@@ -103,7 +104,7 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(postgres_admin: str, postgres_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    database_url = _fresh_postgres(postgres_admin, postgres_template)
+    database_url = fresh_postgres(postgres_admin, postgres_template)
     logs = tmp_path_factory.mktemp("topology")
     with redis_server() as redis, fixture_server() as sources, webhook_receiver() as receiver:
         env = environment(
@@ -155,7 +156,7 @@ async def test_anonymous_limit_and_keyed_quota_are_shared_by_both_api_processes(
             refused = await http.get(f"{url}/exploits?page_size=1")
             assert refused.status_code == 429 and refused.json()["error"]["code"] == "rate_limited"
 
-        _, key = await _with_db(stack.database_url, lambda db: make_user(db, "free"))
+        _, key = await _with_db(stack.database_url, lambda db: user_with_key(db, tier="free"))
         seen = [
             int((await http.get(f"{url}/api/v1/me", headers=bearer(key))).headers["x-ratelimit-remaining"])
             for url in (a, b, a, b)
@@ -196,7 +197,7 @@ async def _deliver_to(stack: Stack, endpoints: int, prefix: str, delay: float) -
 
     async def work(db: Database) -> None:
         for start in range(0, endpoints, 50):
-            user_id, _ = await make_user(db, "enterprise")
+            user_id, _ = await user_with_key(db, tier="enterprise")
             for i in range(start, min(start + 50, endpoints)):
                 await add_webhook(db, user_id, f"{stack.receiver.url}/{prefix}{i}")
         await ingest(db, report(protocol=f"Topology {prefix}"))
@@ -224,7 +225,7 @@ async def test_every_delivery_is_made_once_across_two_workers(stack: Stack) -> N
 async def test_killing_an_api_process_loses_no_write_and_no_count(stack: Stack) -> None:
     """Writes go to both APIs (a load balancer's view); one dies mid-way; its share fails over to the other."""
     a, b = stack.topology.api_urls
-    keys = [(await _with_db(stack.database_url, lambda db: make_user(db, "enterprise")))[1] for _ in range(4)]
+    keys = [(await _with_db(stack.database_url, lambda db: user_with_key(db, tier="enterprise")))[1] for _ in range(4)]
     created: dict[str, set[int]] = defaultdict(set)
     failovers = 0
     async with httpx.AsyncClient(timeout=10) as http:

@@ -126,6 +126,7 @@ async def _counts(db: Database, source: str) -> tuple[int, SourceState | None, i
     return reports, state, runs
 
 
+@pytest.mark.input_matrix
 @pytest.mark.parametrize("name", SOURCES)
 async def test_a_misbehaving_source_never_costs_the_round_or_other_sources(
     name: str, server: FixtureServer, empty_db_url: str, monkeypatch: pytest.MonkeyPatch

@@ -16,8 +16,9 @@ import httpx
 import uvicorn
 
 from kamiyo.db import Database
-from tests.delivery.support import auth, delivery_settings, ingest, make_user, report
+from tests.delivery.support import auth, delivery_settings, ingest, report
 from tests.support.services import free_port
+from tests.support.users import user_with_key
 
 
 @asynccontextmanager
@@ -78,7 +79,7 @@ class Events:
 async def test_stream_sends_matching_new_exploits_and_heartbeats(db_url: str) -> None:
     settings = delivery_settings(db_url, KAMIYO_STREAM_HEARTBEAT=0.3)
     async with serving(settings) as (base, db), httpx.AsyncClient(base_url=base, timeout=10) as c:
-        _, key = await make_user(db, "pro")
+        _, key = await user_with_key(db, tier="pro")
         async with c.stream("GET", "/api/v1/stream?chain=bsc&min_amount=1000", headers=auth(key)) as r:
             assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
             events = Events(r)
@@ -96,7 +97,7 @@ async def test_stream_sends_matching_new_exploits_and_heartbeats(db_url: str) ->
 
 async def test_stream_resumes_from_last_event_id(db_url: str) -> None:
     async with serving(delivery_settings(db_url)) as (base, db), httpx.AsyncClient(base_url=base, timeout=10) as c:
-        _, key = await make_user(db, "team")
+        _, key = await user_with_key(db, tier="team")
         async with c.stream("GET", "/api/v1/stream", headers=auth(key)) as r:
             events = Events(r)
             await ingest(db, report(protocol="One"))
@@ -111,8 +112,8 @@ async def test_stream_resumes_from_last_event_id(db_url: str) -> None:
 
 async def test_stream_needs_pro_or_better_and_valid_filters(db_url: str) -> None:
     async with serving(delivery_settings(db_url)) as (base, db), httpx.AsyncClient(base_url=base, timeout=10) as c:
-        _, free = await make_user(db, "free")
-        _, pro = await make_user(db, "pro")
+        _, free = await user_with_key(db, tier="free")
+        _, pro = await user_with_key(db, tier="pro")
         assert (await c.get("/api/v1/stream")).status_code == 401
         r = await c.get("/api/v1/stream", headers=auth(free))
         assert r.status_code == 403 and "pro" in r.json()["error"]["message"]
@@ -136,7 +137,7 @@ async def test_stream_sees_exploits_stored_by_another_process(db_url: str, tmp_p
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAMIYO_")}
     env.update(KAMIYO_DATABASE_URL=db_url, KAMIYO_SEED="0", KAMIYO_OFFLINE="1")
     async with serving(delivery_settings(db_url)) as (base, db), httpx.AsyncClient(base_url=base, timeout=10) as c:
-        _, key = await make_user(db, "pro")
+        _, key = await user_with_key(db, tier="pro")
         async with c.stream("GET", "/api/v1/stream?chain=arbitrum", headers=auth(key)) as r:
             events = Events(r)
             proc = await asyncio.create_subprocess_exec(

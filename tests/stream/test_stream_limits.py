@@ -11,8 +11,9 @@ import httpx
 from kamiyo.accounts.ratelimit import LimitStore
 from kamiyo.db import Database
 from tests.accounts.conftest import limit_env, redis  # noqa: F401  (fixtures)
-from tests.delivery.support import auth, delivery_settings, make_user
+from tests.delivery.support import auth, delivery_settings
 from tests.stream.test_stream import Events, serving
+from tests.support.users import user_with_key
 
 
 @asynccontextmanager
@@ -34,8 +35,8 @@ async def test_an_account_holds_at_most_its_cap_of_streams(db_url: str, limit_en
         servers = [await stack.enter_async_context(serving(settings)) for _ in range(instances)]
         clients = [await stack.enter_async_context(httpx.AsyncClient(base_url=base, timeout=10)) for base, _ in servers]
         db: Database = servers[0][1]
-        _, key = await make_user(db, "pro")
-        _, other = await make_user(db, "pro")
+        _, key = await user_with_key(db, tier="pro")
+        _, other = await user_with_key(db, tier="pro")
         async with opened(clients[0], key) as one, opened(clients[-1], key) as two:
             assert one.status_code == two.status_code == 200
             async with opened(clients[0], key) as three, opened(clients[-1], key) as four:

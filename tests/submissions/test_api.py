@@ -123,6 +123,7 @@ BAD = [
 ]
 
 
+@pytest.mark.input_matrix
 @pytest.mark.parametrize(("changes", "field", "words"), BAD, ids=[f"{b[1]}-{i}" for i, b in enumerate(BAD)])
 async def test_bad_input_is_422_naming_the_field(
     app_client: httpx.AsyncClient, key: dict[str, str], changes: dict[str, object], field: str, words: str

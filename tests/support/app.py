@@ -30,10 +30,14 @@ async def running(
     client: tuple[str, int] = ("127.0.0.1", 50000),
     routers: Iterable[APIRouter] = (),
     base_url: str = "http://testserver",
+    workers: bool | None = None,
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    """The real app (middleware, lifespan) behind an in-process client seen as coming from `client`."""
+    """The real app (middleware, lifespan) behind an in-process client seen as coming from `client`;
+    its background work as `settings` say, or on/off as `workers` asks."""
     from kamiyo.app import create_app
 
+    if workers is not None:
+        settings = settings.model_copy(update={"run_workers": workers})
     app = create_app(settings)
     for router in routers:
         app.include_router(router)

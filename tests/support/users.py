@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from kamiyo.accounts import service
 from kamiyo.config import Settings
@@ -13,6 +17,7 @@ from tests.support.app import make_settings
 
 SECRET = "test-secret-key-accounts-0123456789abcdef"
 PASSWORD = "correct horse battery staple"
+_emails = itertools.count()
 
 
 def settings_for(db_url: str, **env: Any) -> Settings:
@@ -20,29 +25,36 @@ def settings_for(db_url: str, **env: Any) -> Settings:
     return make_settings(db_url, KAMIYO_SECRET_KEY=SECRET, **env)
 
 
-async def add_user(db_url: str, email: str, *, tier: str = "free", password: str = PASSWORD) -> int:
-    db = Database(db_url)
+@asynccontextmanager
+async def _opened(db: Database | str) -> AsyncIterator[AsyncSession]:
+    """A session on the test's open database, or on one opened (and disposed) for this call."""
+    database = db if isinstance(db, Database) else Database(db)
     try:
-        async with db.session() as session:
-            user = await service.create_user(session, email, password, tier=tier)
-            return user.id
+        async with database.session() as session:
+            yield session
     finally:
-        await db.dispose()
+        if database is not db:
+            await database.dispose()
 
 
-async def add_key(db_url: str, user_id: int, name: str = "test") -> str:
-    db = Database(db_url)
-    try:
-        async with db.session() as session:
-            _, raw = await service.create_key(session, user_id, name)
-            return raw
-    finally:
-        await db.dispose()
+async def add_user(
+    db: Database | str, email: str | None = None, *, tier: str = "free", password: str = PASSWORD
+) -> int:
+    async with _opened(db) as session:
+        user = await service.create_user(session, email or f"user{next(_emails)}@example.com", password, tier=tier)
+        return user.id
 
 
-async def user_with_key(db_url: str, email: str, *, tier: str = "free") -> tuple[int, str]:
-    user_id = await add_user(db_url, email, tier=tier)
-    return user_id, await add_key(db_url, user_id)
+async def add_key(db: Database | str, user_id: int, name: str = "test") -> str:
+    async with _opened(db) as session:
+        _, raw = await service.create_key(session, user_id, name)
+        return raw
+
+
+async def user_with_key(db: Database | str, email: str | None = None, *, tier: str = "free") -> tuple[int, str]:
+    """A user of `tier` (an e-mail made up when none is given) and an API key for it."""
+    user_id = await add_user(db, email, tier=tier)
+    return user_id, await add_key(db, user_id)
 
 
 def bearer(key: str) -> dict[str, str]:

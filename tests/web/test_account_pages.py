@@ -13,9 +13,10 @@ import pytest
 
 from kamiyo import tiers
 from kamiyo.tiers import TIERS
-from tests.accounts.helpers import PASSWORD, add_user, running, settings_for
 from tests.billing.helpers import billing_settings
 from tests.billing.stripe_fake import FakeStripe, fake_stripe
+from tests.support.app import running
+from tests.support.users import PASSWORD, add_user, settings_for
 
 
 def csrf_of(html: str) -> str:

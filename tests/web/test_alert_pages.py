@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.accounts.helpers import add_user
 from tests.delivery.support import Receiver, ingest, report, wait_until
+from tests.support.users import add_user
 from tests.web.test_account_pages import csrf_of, error_of, form_error_of
 from tests.web.test_webhook_pages import action_error_of, log_in, signed_in, text_of
 

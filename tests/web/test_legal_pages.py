@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import make_client, make_settings
+from tests.support.app import make_client, make_settings
 
 
 @asynccontextmanager

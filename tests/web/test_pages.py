@@ -95,6 +95,7 @@ async def test_explorer_sort_header_toggles_direction(client: httpx.AsyncClient)
     assert 'href="/app/exploits?sort=amount_usd"' in html  # clicking "Lost" again sorts ascending
 
 
+@pytest.mark.input_matrix
 @pytest.mark.parametrize(
     ("query", "field", "message"),
     [

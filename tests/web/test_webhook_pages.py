@@ -18,8 +18,9 @@ from fastapi import FastAPI
 from standardwebhooks import Webhook
 
 from kamiyo.delivery.models import UserWebhook
-from tests.accounts.helpers import PASSWORD, add_user, running, settings_for
 from tests.delivery.support import Receiver, ingest, report, wait_until
+from tests.support.app import running
+from tests.support.users import PASSWORD, add_user, settings_for
 from tests.web.test_account_pages import csrf_of, error_of, form_error_of, post_form
 
 TEAM = "owner@example.com"

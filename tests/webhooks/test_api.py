@@ -11,7 +11,9 @@ from sqlalchemy import select
 
 from kamiyo.delivery.models import UserWebhook
 from kamiyo.kit import ssrf
-from tests.delivery.support import add_webhook, api, auth, delivery_settings, make_user
+from tests.delivery.support import add_webhook, auth, delivery_settings
+from tests.support.app import running
+from tests.support.users import user_with_key
 
 HOOK = "http://127.0.0.1:9/hook"  # loopback http is allowed in these settings; nothing is sent here
 
@@ -32,8 +34,8 @@ def fake_dns() -> Iterator[dict[str, list[str]]]:
 
 
 async def test_create_shows_secret_once_and_stores_it_encrypted(db_url: str) -> None:
-    async with api(delivery_settings(db_url)) as (app, c):
-        _, key = await make_user(app.state.db, "team")
+    async with running(delivery_settings(db_url), workers=False) as (app, c):
+        _, key = await user_with_key(app.state.db, tier="team")
         r = await c.post(
             "/api/v1/user-webhooks",
             headers=auth(key),
@@ -59,7 +61,7 @@ async def test_create_shows_secret_once_and_stores_it_encrypted(db_url: str) -> 
 
 
 async def test_unauthenticated_calls_are_401(db_url: str) -> None:
-    async with api(delivery_settings(db_url)) as (_, c):
+    async with running(delivery_settings(db_url), workers=False) as (_, c):
         r = await c.get("/api/v1/user-webhooks")
         assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
         assert (await c.post("/api/v1/user-webhooks", json={"url": HOOK})).status_code == 401
@@ -67,8 +69,8 @@ async def test_unauthenticated_calls_are_401(db_url: str) -> None:
 
 @pytest.mark.parametrize(("tier", "limit"), [("free", 0), ("pro", 0), ("team", 5)])
 async def test_tier_limit_is_403_with_the_limit_in_the_message(db_url: str, tier: str, limit: int) -> None:
-    async with api(delivery_settings(db_url)) as (app, c):
-        _, key = await make_user(app.state.db, tier)
+    async with running(delivery_settings(db_url), workers=False) as (app, c):
+        _, key = await user_with_key(app.state.db, tier=tier)
         for _ in range(limit):
             assert (await c.post("/api/v1/user-webhooks", headers=auth(key), json={"url": HOOK})).status_code == 201
         r = await c.post("/api/v1/user-webhooks", headers=auth(key), json={"url": HOOK})
@@ -77,8 +79,8 @@ async def test_tier_limit_is_403_with_the_limit_in_the_message(db_url: str, tier
 
 
 async def test_enterprise_allows_fifty(db_url: str) -> None:
-    async with api(delivery_settings(db_url)) as (app, c):
-        user_id, key = await make_user(app.state.db, "enterprise")
+    async with running(delivery_settings(db_url), workers=False) as (app, c):
+        user_id, key = await user_with_key(app.state.db, tier="enterprise")
         for _ in range(49):
             await add_webhook(app.state.db, user_id, HOOK)
         assert (await c.post("/api/v1/user-webhooks", headers=auth(key), json={"url": HOOK})).status_code == 201
@@ -87,9 +89,9 @@ async def test_enterprise_allows_fifty(db_url: str) -> None:
 
 
 async def test_another_users_webhook_is_404_everywhere(db_url: str) -> None:
-    async with api(delivery_settings(db_url)) as (app, c):
-        owner, _ = await make_user(app.state.db, "team")
-        _, other_key = await make_user(app.state.db, "team")
+    async with running(delivery_settings(db_url), workers=False) as (app, c):
+        owner, _ = await user_with_key(app.state.db, tier="team")
+        _, other_key = await user_with_key(app.state.db, tier="team")
         hook_id, _ = await add_webhook(app.state.db, owner, HOOK)
         h = auth(other_key)
         base = f"/api/v1/user-webhooks/{hook_id}"
@@ -108,8 +110,8 @@ async def test_another_users_webhook_is_404_everywhere(db_url: str) -> None:
 
 
 async def test_patch_changes_fields_and_reenabling_clears_the_reason(db_url: str) -> None:
-    async with api(delivery_settings(db_url)) as (app, c):
-        user_id, key = await make_user(app.state.db, "team")
+    async with running(delivery_settings(db_url), workers=False) as (app, c):
+        user_id, key = await user_with_key(app.state.db, tier="team")
         hook_id, _ = await add_webhook(app.state.db, user_id, HOOK)
         async with app.state.db.session() as session:
             hook = await session.get(UserWebhook, hook_id)
@@ -129,6 +131,7 @@ async def test_patch_changes_fields_and_reenabling_clears_the_reason(db_url: str
         assert (await c.get(base, headers=auth(key))).status_code == 404
 
 
+@pytest.mark.input_matrix
 @pytest.mark.parametrize(
     "filters",
     [
@@ -147,8 +150,8 @@ async def test_patch_changes_fields_and_reenabling_clears_the_reason(db_url: str
     ],
 )
 async def test_malformed_or_oversized_filters_are_422(db_url: str, filters: object) -> None:
-    async with api(delivery_settings(db_url)) as (app, c):
-        user_id, key = await make_user(app.state.db, "team")
+    async with running(delivery_settings(db_url), workers=False) as (app, c):
+        user_id, key = await user_with_key(app.state.db, tier="team")
         r = await c.post("/api/v1/user-webhooks", headers=auth(key), json={"url": HOOK, "filters": filters})
         assert r.status_code == 422 and r.json()["error"]["code"] == "invalid"
         hook_id, _ = await add_webhook(app.state.db, user_id, HOOK)
@@ -156,6 +159,7 @@ async def test_malformed_or_oversized_filters_are_422(db_url: str, filters: obje
         assert r.status_code == 422
 
 
+@pytest.mark.input_matrix
 @pytest.mark.parametrize(
     "url",
     [
@@ -192,13 +196,14 @@ async def test_unsafe_urls_are_refused_at_creation(db_url: str, fake_dns: dict[s
             "hooks.example.com": ["93.184.216.34"],
         }
     )
-    async with api(delivery_settings(db_url, KAMIYO_ALLOW_HTTP_WEBHOOKS=False)) as (app, c):
-        _, key = await make_user(app.state.db, "team")
+    async with running(delivery_settings(db_url, KAMIYO_ALLOW_HTTP_WEBHOOKS=False), workers=False) as (app, c):
+        _, key = await user_with_key(app.state.db, tier="team")
         r = await c.post("/api/v1/user-webhooks", headers=auth(key), json={"url": url})
         assert r.status_code == 422, r.text
         assert r.json()["error"]["message"].startswith("url: ")
 
 
+@pytest.mark.input_matrix
 @pytest.mark.parametrize(
     ("url", "allow_http", "status"),
     [
@@ -218,15 +223,15 @@ async def test_https_only_and_loopback_only_with_the_test_switch(
     db_url: str, fake_dns: dict[str, list[str]], url: str, allow_http: bool, status: int
 ) -> None:
     fake_dns.update({"hooks.example.com": ["93.184.216.34"], "localhost": ["127.0.0.1", "::1"]})
-    async with api(delivery_settings(db_url, KAMIYO_ALLOW_HTTP_WEBHOOKS=allow_http)) as (app, c):
-        _, key = await make_user(app.state.db, "team")
+    async with running(delivery_settings(db_url, KAMIYO_ALLOW_HTTP_WEBHOOKS=allow_http), workers=False) as (app, c):
+        _, key = await user_with_key(app.state.db, tier="team")
         r = await c.post("/api/v1/user-webhooks", headers=auth(key), json={"url": url})
         assert r.status_code == status, r.text
 
 
 async def test_rotate_secret_returns_a_new_secret_and_a_24h_window(db_url: str) -> None:
-    async with api(delivery_settings(db_url)) as (app, c):
-        user_id, key = await make_user(app.state.db, "team")
+    async with running(delivery_settings(db_url), workers=False) as (app, c):
+        user_id, key = await user_with_key(app.state.db, tier="team")
         hook_id, old = await add_webhook(app.state.db, user_id, HOOK)
         r = await c.post(f"/api/v1/user-webhooks/{hook_id}/rotate-secret", headers=auth(key))
         assert r.status_code == 200
@@ -239,8 +244,8 @@ async def test_rotate_secret_returns_a_new_secret_and_a_24h_window(db_url: str) 
 
 
 async def test_mutations_are_rate_limited_to_ten_a_minute(db_url: str) -> None:
-    async with api(delivery_settings(db_url, KAMIYO_RATE_LIMITS="on")) as (app, c):
-        user_id, key = await make_user(app.state.db, "team")
+    async with running(delivery_settings(db_url, KAMIYO_RATE_LIMITS="on"), workers=False) as (app, c):
+        user_id, key = await user_with_key(app.state.db, tier="team")
         hook_id, _ = await add_webhook(app.state.db, user_id, HOOK)
         codes = [
             (
@@ -252,7 +257,7 @@ async def test_mutations_are_rate_limited_to_ten_a_minute(db_url: str) -> None:
 
 
 async def test_path_ids_out_of_range_are_422_not_500(db_url: str) -> None:
-    async with api(delivery_settings(db_url)) as (app, c):
-        _, key = await make_user(app.state.db, "team")
+    async with running(delivery_settings(db_url), workers=False) as (app, c):
+        _, key = await user_with_key(app.state.db, tier="team")
         for path in ("/api/v1/user-webhooks/0", "/api/v1/user-webhooks/abc", f"/api/v1/user-webhooks/{2**70}"):
             assert (await c.get(path, headers=auth(key))).status_code == 422

@@ -21,16 +21,16 @@ from kamiyo.kit import ssrf
 from tests.delivery.support import (
     Receiver,
     add_webhook,
-    api,
     auth,
     deliveries,
     delivery_settings,
     ingest,
-    make_user,
     report,
     running_worker,
     wait_until,
 )
+from tests.support.app import running
+from tests.support.users import user_with_key
 
 
 class _Later(datetime):
@@ -46,9 +46,9 @@ async def test_rotation_signs_with_old_and_new_for_24_hours_then_new_only(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = delivery_settings(db_url)
-    async with Receiver() as rx, api(settings) as (app, c):
+    async with Receiver() as rx, running(settings, workers=False) as (app, c):
         db = app.state.db
-        _, key = await make_user(db, "team")
+        _, key = await user_with_key(db, tier="team")
         created = (await c.post("/api/v1/user-webhooks", headers=auth(key), json={"url": rx.url + "/rot"})).json()
         old = created["secret"]
         new = (await c.post(f"/api/v1/user-webhooks/{created['id']}/rotate-secret", headers=auth(key))).json()["secret"]
@@ -73,8 +73,11 @@ async def test_rotation_signs_with_old_and_new_for_24_hours_then_new_only(
 
 async def test_test_endpoint_sends_a_signed_test_event_and_reports_the_outcome(db_url: str) -> None:
     status = 200
-    async with Receiver(lambda _r, _n: (status, {}, 0.0)) as rx, api(delivery_settings(db_url)) as (app, c):
-        _, key = await make_user(app.state.db, "team")
+    async with (
+        Receiver(lambda _r, _n: (status, {}, 0.0)) as rx,
+        running(delivery_settings(db_url), workers=False) as (app, c),
+    ):
+        _, key = await user_with_key(app.state.db, tier="team")
         created = (await c.post("/api/v1/user-webhooks", headers=auth(key), json={"url": rx.url + "/t"})).json()
         r = await c.post(f"/api/v1/user-webhooks/{created['id']}/test", headers=auth(key))
         assert r.status_code == 200 and r.json()["success"] is True
@@ -96,8 +99,8 @@ async def test_test_endpoint_sends_a_signed_test_event_and_reports_the_outcome(d
 
 async def test_delivery_log_is_newest_first_with_every_field_and_pages(db_url: str) -> None:
     settings = delivery_settings(db_url)
-    async with Receiver() as rx, api(settings) as (app, c), running_worker(app.state.db, settings):
-        user_id, key = await make_user(app.state.db, "team")
+    async with Receiver() as rx, running(settings, workers=False) as (app, c), running_worker(app.state.db, settings):
+        user_id, key = await user_with_key(app.state.db, tier="team")
         hook_id, _ = await add_webhook(app.state.db, user_id, rx.url + "/log")
         exploit_ids = await ingest(app.state.db, *[report() for _ in range(3)])
         await rx.wait_for(3)
@@ -141,8 +144,8 @@ def dns() -> Iterator[dict[str, list[str]]]:
 async def test_dns_rebinding_is_refused_at_connect_time(db_url: str, dns: dict[str, list[str]]) -> None:
     """The name passed the check at creation (public answer); at send time it answers loopback: no connection."""
     settings = delivery_settings(db_url, KAMIYO_ALLOW_HTTP_WEBHOOKS=False, KAMIYO_WEBHOOK_RETRY_SCHEDULE="")
-    async with Receiver() as rx, api(settings) as (app, c), running_worker(app.state.db, settings):
-        _, key = await make_user(app.state.db, "team")
+    async with Receiver() as rx, running(settings, workers=False) as (app, c), running_worker(app.state.db, settings):
+        _, key = await user_with_key(app.state.db, tier="team")
         dns["rebind.example"] = ["93.184.216.34"]
         url = f"https://rebind.example:{rx.port}/hook"
         created = (await c.post("/api/v1/user-webhooks", headers=auth(key), json={"url": url})).json()
@@ -160,7 +163,7 @@ async def test_stored_literal_addresses_are_refused_at_connect_time(db_url: str)
     db = Database(db_url)
     try:
         async with Receiver() as rx, running_worker(db, settings):
-            user_id, _ = await make_user(db)
+            user_id, _ = await user_with_key(db, tier="team")
             plain, _ = await add_webhook(db, user_id, f"http://127.0.0.1:{rx.port}/plain")
             mapped, _ = await add_webhook(db, user_id, f"https://[::ffff:127.0.0.1]:{rx.port}/mapped")
             await ingest(db, report())
@@ -180,9 +183,12 @@ async def _failed(db: Any, hook_id: int) -> bool:
 
 async def test_redirects_are_not_followed(db_url: str) -> None:
     settings = delivery_settings(db_url, KAMIYO_WEBHOOK_RETRY_SCHEDULE="")
-    async with Receiver(lambda r, _n: (302, {"Location": "/elsewhere"}, 0.0)) as rx, api(settings) as (app, _c):
+    async with (
+        Receiver(lambda r, _n: (302, {"Location": "/elsewhere"}, 0.0)) as rx,
+        running(settings, workers=False) as (app, _c),
+    ):
         async with running_worker(app.state.db, settings):
-            user_id, _ = await make_user(app.state.db)
+            user_id, _ = await user_with_key(app.state.db, tier="team")
             hook_id, _ = await add_webhook(app.state.db, user_id, rx.url + "/moved")
             await ingest(app.state.db, report())
             assert await wait_until(lambda: _failed(app.state.db, hook_id))
@@ -201,8 +207,8 @@ async def test_import_notify_pushes_a_curated_incident_to_webhooks(db_url: str, 
         for name, h in (("Quiet Import", "1"), ("Loud Import", "2"))
     ]  # fmt: skip
     settings = delivery_settings(db_url)
-    async with Receiver() as rx, api(settings) as (app, _c), running_worker(app.state.db, settings):
-        user_id, _ = await make_user(app.state.db)
+    async with Receiver() as rx, running(settings, workers=False) as (app, _c), running_worker(app.state.db, settings):
+        user_id, _ = await user_with_key(app.state.db, tier="team")
         hook_id, secret = await add_webhook(app.state.db, user_id, rx.url + "/imports")
         for row, flags in ((rows[0], []), (rows[1], ["--notify"])):
             path = tmp_path / f"{row['protocol'].split()[0]}.json"

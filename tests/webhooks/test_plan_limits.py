@@ -12,11 +12,12 @@ from kamiyo.db import Database
 from kamiyo.delivery import plan_limits
 from kamiyo.delivery.models import AlertChannel, UserWebhook
 from kamiyo.delivery.plan_limits import apply_plan
-from tests.accounts.helpers import bearer
 from tests.billing.helpers import PRICES, deliver
 from tests.billing.stripe_fake import FakeStripe, event, fake_stripe, subscription
 from tests.billing.test_stripe_events import buyer
-from tests.delivery.support import add_channel, add_webhook, api, auth, delivery_settings, make_user
+from tests.delivery.support import add_channel, add_webhook, auth, delivery_settings
+from tests.support.app import running
+from tests.support.users import bearer, user_with_key
 
 HOOK = "http://127.0.0.1:9/hook"
 
@@ -37,7 +38,7 @@ async def _set_tier(db: Database, user_id: int, tier: str) -> None:
 
 
 async def test_downgrade_turns_off_the_newest_and_upgrade_brings_them_back(database: Database) -> None:
-    user_id, _ = await make_user(database, "team")
+    user_id, _ = await user_with_key(database, tier="team")
     for i in range(5):
         await add_webhook(database, user_id, f"{HOOK}/{i}")
     for i in range(3):
@@ -58,7 +59,7 @@ async def test_downgrade_turns_off_the_newest_and_upgrade_brings_them_back(datab
 
 
 async def test_an_upgrade_does_not_revive_what_was_off_for_other_reasons(database: Database) -> None:
-    user_id, _ = await make_user(database, "team")
+    user_id, _ = await user_with_key(database, tier="team")
     ids = [(await add_webhook(database, user_id, f"{HOOK}/{i}"))[0] for i in range(3)]
     async with database.session() as session:
         failing = await session.get(UserWebhook, ids[0])
@@ -81,8 +82,8 @@ async def test_an_upgrade_does_not_revive_what_was_off_for_other_reasons(databas
 
 
 async def test_switching_one_on_needs_room_in_the_plan(db_url: str) -> None:
-    async with api(delivery_settings(db_url)) as (app, c):
-        user_id, key = await make_user(app.state.db, "team")
+    async with running(delivery_settings(db_url), workers=False) as (app, c):
+        user_id, key = await user_with_key(app.state.db, tier="team")
         ids = [(await add_webhook(app.state.db, user_id, f"{HOOK}/{i}"))[0] for i in range(5)]
         await _set_tier(app.state.db, user_id, "free")
         r = await c.patch(f"/api/v1/user-webhooks/{ids[0]}", headers=auth(key), json={"enabled": True})

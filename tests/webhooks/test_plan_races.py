@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 
 from kamiyo.db import Database
 from kamiyo.delivery.models import AlertChannel, UserWebhook
-from tests.accounts.helpers import bearer, running, settings_for, user_with_key
+from tests.support.app import running
+from tests.support.users import bearer, settings_for, user_with_key
 
 HOOK = "http://127.0.0.1:9/hook"
 DISCORD = "/api/v1/discord/channels"

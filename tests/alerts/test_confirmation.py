@@ -22,18 +22,10 @@ from kamiyo.alerts.schemas import EmailChannelCreate
 from kamiyo.db import Database
 from kamiyo.delivery.models import AlertChannel, AlertSent
 from kamiyo.errors import KamiyoError
-from tests.delivery.support import (
-    Receiver,
-    add_channel,
-    api,
-    auth,
-    delivery_settings,
-    ingest,
-    make_user,
-    report,
-    wait_until,
-)
+from tests.delivery.support import Receiver, add_channel, auth, delivery_settings, ingest, report, wait_until
+from tests.support.app import running
 from tests.support.services import free_port, redis_server
+from tests.support.users import user_with_key
 
 PUBLIC = "https://alerts.kamiyo.example"
 
@@ -66,8 +58,8 @@ def _text(mail: Message) -> str:
     return str(part.get_payload(decode=True).decode())
 
 
-async def _rows(db: Database, channel_id: int) -> list[AlertSent]:
-    async with db.session() as session:
+async def _rows(database: Database, channel_id: int) -> list[AlertSent]:
+    async with database.session() as session:
         stmt = select(AlertSent).where(AlertSent.channel_id == channel_id).order_by(AlertSent.id)
         found = await session.execute(stmt)
         return list(found.scalars())
@@ -76,9 +68,9 @@ async def _rows(db: Database, channel_id: int) -> list[AlertSent]:
 async def test_an_email_channel_gets_alerts_only_after_its_link_is_opened(db_url: str, smtp: tuple[Inbox, str]) -> None:
     inbox, smtp_url = smtp
     settings = delivery_settings(db_url, KAMIYO_SMTP_URL=smtp_url, KAMIYO_PUBLIC_URL=PUBLIC)
-    async with api(settings, workers=True) as (app, c):
-        db = app.state.db
-        _, key = await make_user(db, "pro")
+    async with running(settings, workers=True) as (app, c):
+        database = app.state.db
+        _, key = await user_with_key(database, tier="pro")
         r = await c.post("/api/v1/email/channels", headers=auth(key), json={"address": "soc@example.com"})
         assert r.status_code == 201 and r.json()["confirmed"] is False and r.json()["confirmation_sent_at"]
         channel_id = r.json()["id"]
@@ -88,11 +80,11 @@ async def test_an_email_channel_gets_alerts_only_after_its_link_is_opened(db_url
         [link] = re.findall(r"https://\S+", _text(mail))
         assert link.startswith(f"{PUBLIC}/alerts/confirm/")
 
-        await ingest(db, report(protocol="Unconfirmedfi"))  # matched by nobody: the address has not confirmed
+        await ingest(database, report(protocol="Unconfirmedfi"))  # matched by nobody: the address has not confirmed
         test = await c.post(f"/api/v1/email/channels/{channel_id}/test", headers=auth(key))
         assert test.status_code == 409 and test.json()["error"]["code"] == "not_confirmed"
         await asyncio.sleep(0.5)
-        assert [row.event_type for row in await _rows(db, channel_id)] == ["channel.confirmation"]
+        assert [row.event_type for row in await _rows(database, channel_id)] == ["channel.confirmation"]
 
         page = await c.get(link.removeprefix(PUBLIC))  # the owner opens the link (no login needed)
         assert page.status_code == 200 and "Address confirmed" in page.text and "soc@example.com" in page.text
@@ -101,7 +93,7 @@ async def test_an_email_channel_gets_alerts_only_after_its_link_is_opened(db_url
         shown = (await c.get(f"/api/v1/email/channels/{channel_id}", headers=auth(key))).json()
         assert shown["confirmed"] is True and shown["confirmation_sent_at"] is None
 
-        await ingest(db, report(protocol="Confirmedfi"))
+        await ingest(database, report(protocol="Confirmedfi"))
         assert await wait_until(lambda: _has(inbox, "soc@example.com", 2), 10)
         subjects = [m["Subject"] for m in inbox.to("soc@example.com")]
         assert subjects[1].startswith("[Kamiyo] Confirmedfi exploited") and len(subjects) == 2
@@ -114,9 +106,9 @@ async def _has(inbox: Inbox, address: str, count: int) -> bool:
 async def test_a_telegram_chat_is_confirmed_with_the_code_sent_to_it(db_url: str) -> None:
     async with Receiver() as bot:
         settings = delivery_settings(db_url, TELEGRAM_BOT_TOKEN="1:tok", TELEGRAM_API_BASE=bot.url)
-        async with api(settings, workers=True) as (app, c):
-            db = app.state.db
-            _, key = await make_user(db, "pro")
+        async with running(settings, workers=True) as (app, c):
+            database = app.state.db
+            _, key = await user_with_key(database, tier="pro")
             r = await c.post("/api/v1/telegram/channels", headers=auth(key), json={"chat_id": "-100777"})
             assert r.status_code == 201 and r.json()["confirmed"] is False
             base = f"/api/v1/telegram/channels/{r.json()['id']}"
@@ -125,19 +117,19 @@ async def test_a_telegram_chat_is_confirmed_with_the_code_sent_to_it(db_url: str
             assert message["chat_id"] == "-100777"
             [code] = re.findall(r"<code>(\w+)</code>", message["text"])
 
-            await ingest(db, report(protocol="Earlyfi"))
+            await ingest(database, report(protocol="Earlyfi"))
             await asyncio.sleep(0.5)
             assert len(bot.requests) == 1  # the code only
 
             wrong = await c.post(base + "/confirm", headers=auth(key), json={"code": "WRONG000"})
             assert wrong.status_code == 422 and wrong.json()["error"]["details"] == [{"field": "code"}]
-            async with db.session() as session:
+            async with database.session() as session:
                 stored = await session.get(AlertChannel, r.json()["id"])
                 assert stored is not None and stored.confirm_failures == 1 and stored.confirmed_at is None
             ok = await c.post(base + "/confirm", headers=auth(key), json={"code": code.lower()})
             assert ok.status_code == 200 and ok.json()["confirmed"] is True
 
-            await ingest(db, report(protocol="Laterfi"))
+            await ingest(database, report(protocol="Laterfi"))
             got = await bot.wait_for(2)
             assert "Laterfi exploited" in json.loads(got[1].body)["text"]
             assert (await c.post(base + "/test", headers=auth(key))).status_code == 200
@@ -145,8 +137,8 @@ async def test_a_telegram_chat_is_confirmed_with_the_code_sent_to_it(db_url: str
 
 async def test_too_many_wrong_codes_need_a_new_one(db_url: str) -> None:
     settings = delivery_settings(db_url, TELEGRAM_BOT_TOKEN="1:tok", TELEGRAM_API_BASE="http://127.0.0.1:9")
-    async with api(settings) as (app, c):
-        _, key = await make_user(app.state.db, "pro")
+    async with running(settings, workers=False) as (app, c):
+        _, key = await user_with_key(app.state.db, tier="pro")
         r = await c.post("/api/v1/telegram/channels", headers=auth(key), json={"chat_id": "-100778"})
         base = f"/api/v1/telegram/channels/{r.json()['id']}"
         for _ in range(confirm.MAX_FAILURES):
@@ -155,11 +147,11 @@ async def test_too_many_wrong_codes_need_a_new_one(db_url: str) -> None:
         assert blocked.status_code == 409 and blocked.json()["error"]["code"] == "confirmation_expired"
 
 
-async def test_resending_is_limited_to_once_a_minute_and_five_a_day(db_url: str, db: Database) -> None:
+async def test_resending_is_limited_to_once_a_minute_and_five_a_day(db_url: str, database: Database) -> None:
     settings = delivery_settings(db_url, KAMIYO_SMTP_URL="smtp://127.0.0.1:9")
-    user_id, _ = await make_user(db, "pro")
+    user_id, _ = await user_with_key(database, tier="pro")
     t0 = datetime.now(UTC)
-    async with db.session() as session:
+    async with database.session() as session:
         data = EmailChannelCreate(address="x@example.com")
         channel = await alerts.create_channel(session, settings, user_id, "pro", "email", data, t0, confirm_base="b")
         with pytest.raises(KamiyoError) as early:
@@ -180,8 +172,8 @@ async def test_the_api_resend_is_rate_limited_and_the_link_never_follows_the_hos
     db_url: str, smtp: tuple[Inbox, str]
 ) -> None:
     inbox, smtp_url = smtp
-    async with api(delivery_settings(db_url, KAMIYO_SMTP_URL=smtp_url), workers=True) as (app, c):
-        _, key = await make_user(app.state.db, "pro")
+    async with running(delivery_settings(db_url, KAMIYO_SMTP_URL=smtp_url), workers=True) as (app, c):
+        _, key = await user_with_key(app.state.db, tier="pro")
         r = await c.post(
             "/api/v1/email/channels", headers=auth(key) | {"host": "evil.example"}, json={"address": "base@example.com"}
         )
@@ -194,8 +186,8 @@ async def test_the_api_resend_is_rate_limited_and_the_link_never_follows_the_hos
 
 async def test_a_new_address_must_be_confirmed_again(db_url: str, smtp: tuple[Inbox, str]) -> None:
     inbox, smtp_url = smtp
-    async with api(delivery_settings(db_url, KAMIYO_SMTP_URL=smtp_url), workers=True) as (app, c):
-        _, key = await make_user(app.state.db, "pro")
+    async with running(delivery_settings(db_url, KAMIYO_SMTP_URL=smtp_url), workers=True) as (app, c):
+        _, key = await user_with_key(app.state.db, tier="pro")
         r = await c.post("/api/v1/email/channels", headers=auth(key), json={"address": "first@example.com"})
         base = f"/api/v1/email/channels/{r.json()['id']}"
         assert await wait_until(lambda: _has(inbox, "first@example.com", 1), 10)
@@ -217,9 +209,9 @@ def test_channels_that_exist_at_migration_time_stay_confirmed(empty_db_url: str)
     now = datetime.now(UTC)
 
     async def before() -> None:
-        db = Database(empty_db_url)
+        database = Database(empty_db_url)
         try:
-            async with db.engine.begin() as conn:  # plain SQL: the models are already a revision ahead
+            async with database.engine.begin() as conn:  # plain SQL: the models are already a revision ahead
                 await conn.execute(
                     text(
                         "INSERT INTO users (email, password_hash, tier, is_active, is_admin, created_at, updated_at)"
@@ -237,16 +229,16 @@ def test_channels_that_exist_at_migration_time_stay_confirmed(empty_db_url: str)
                     {"u": user_id, "t": now},
                 )
         finally:
-            await db.dispose()
+            await database.dispose()
 
     async def after() -> AlertChannel:
-        db = Database(empty_db_url)
+        database = Database(empty_db_url)
         try:
-            async with db.session() as session:
+            async with database.session() as session:
                 [channel] = (await session.execute(select(AlertChannel))).scalars()
                 return channel
         finally:
-            await db.dispose()
+            await database.dispose()
 
     asyncio.run(before())
     migrations.upgrade(empty_db_url)
@@ -257,8 +249,8 @@ def test_channels_that_exist_at_migration_time_stay_confirmed(empty_db_url: str)
 
 async def test_a_channel_created_disabled_still_gets_its_confirmation(db_url: str, smtp: tuple[Inbox, str]) -> None:
     inbox, smtp_url = smtp
-    async with api(delivery_settings(db_url, KAMIYO_SMTP_URL=smtp_url), workers=True) as (app, c):
-        _, key = await make_user(app.state.db, "pro")
+    async with running(delivery_settings(db_url, KAMIYO_SMTP_URL=smtp_url), workers=True) as (app, c):
+        _, key = await user_with_key(app.state.db, tier="pro")
         body = {"address": "later@example.com", "enabled": False}
         r = await c.post("/api/v1/email/channels", headers=auth(key), json=body)
         assert r.status_code == 201 and r.json()["enabled"] is False and r.json()["confirmed"] is False
@@ -282,8 +274,8 @@ async def test_confirmations_and_replays_share_the_change_limit_across_instances
             TELEGRAM_BOT_TOKEN="1:tok",
             TELEGRAM_API_BASE="http://127.0.0.1:9",
         )
-        async with api(settings) as (app, a), api(settings) as (_, b):
-            user_id, key = await make_user(app.state.db, "pro")
+        async with running(settings, workers=False) as (app, a), running(settings, workers=False) as (_, b):
+            user_id, key = await user_with_key(app.state.db, tier="pro")
             slack = await add_channel(app.state.db, user_id, "slack", "http://127.0.0.1:9/s")
             r = await a.post("/api/v1/telegram/channels", headers=auth(key), json={"chat_id": "-100779"})
             assert r.status_code == 201
