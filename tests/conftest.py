@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from kamiyo import migrations
-from kamiyo.accounts.ratelimit import Limiter
+from kamiyo.kit.ratelimit import Limiter
 from kamiyo.db import Database
 from tests.support.app import make_settings, running
 from tests.support.databases import WORKER, fresh_postgres, fresh_sqlite, seed

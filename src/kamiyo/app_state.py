@@ -8,8 +8,9 @@ read an attribute (`app.state.db`) see the same objects.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from limits import RateLimitItem
 from starlette.applications import Starlette
 from starlette.datastructures import State
 from starlette.requests import HTTPConnection, Request
@@ -17,12 +18,14 @@ from starlette.responses import Response
 
 from kamiyo.config import Settings
 from kamiyo.db import Database
+from kamiyo.kit.ratelimit import Limiter
 
-if TYPE_CHECKING:  # made by layers above this one, which it must not import (pyproject: exclude_type_checking_imports)
-    from limits import RateLimitItem
 
-    from kamiyo.accounts.ratelimit import Limiter
-    from kamiyo.stream.hub import StreamHub
+class Stoppable(Protocol):
+    """What the app's shutdown needs of a live-stream hub (kamiyo.stream.hub.StreamHub, a layer above this one)."""
+
+    async def stop(self) -> None: ...
+
 
 HtmlErrorRenderer = Callable[[Request, int, str, str], Response | None]  # (request, status, code, message)
 
@@ -35,7 +38,7 @@ class AppState(State):
     limiter: Limiter  # at start-up (Redis when configured, else memory)
     anon_rate: RateLimitItem  # at start-up: the per-client limit of visitors
     workers: dict[str, Any]  # each background worker's state, as /health shows it
-    stream_hub: StreamHub | None  # made by the first live stream
+    stream_hub: Stoppable | None  # the StreamHub made by the first live stream
     html_error_renderer: HtmlErrorRenderer | None  # the dashboard's HTML error pages, for page paths
     secret: bytes | None  # the signing secret, read once on first use
 

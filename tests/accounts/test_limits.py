@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 
 from kamiyo.accounts.deps import limit_webhook_mutations, per_user_limit, require_feature
 from kamiyo.accounts.models import User
-from kamiyo.accounts.ratelimit import parse_rate
+from kamiyo.kit.ratelimit import parse_rate
 from kamiyo.db import Database
 from kamiyo.delivery import plan_limits
 from tests.support.app import running

@@ -40,7 +40,7 @@ async def test_redis_going_down_degrades_to_memory_limits_with_a_warning(
         assert r.status_code == 200 and r.headers["x-ratelimit-remaining"] == "99"
         assert app.state.limiter.store.backend == "redis"
         redis.stop()
-        with caplog.at_level(logging.WARNING, logger="kamiyo.accounts.ratelimit"):
+        with caplog.at_level(logging.WARNING, logger="kamiyo.kit.ratelimit"):
             for expected in ("99", "98"):  # a fresh in-memory count
                 r = await c.get("/api/v1/me", headers=bearer(key))
                 assert r.status_code == 200 and r.headers["x-ratelimit-remaining"] == expected

@@ -8,7 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 
-from kamiyo.accounts.ratelimit import LimitStore
+from kamiyo.kit.ratelimit import LimitStore
 from kamiyo.db import Database
 from tests.accounts.conftest import limit_env, redis  # noqa: F401  (fixtures)
 from tests.delivery.support import auth, delivery_settings

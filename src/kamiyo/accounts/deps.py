@@ -28,10 +28,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kamiyo.accounts import service, sessions
 from kamiyo.accounts.csrf import verify_csrf
 from kamiyo.accounts.models import User
-from kamiyo.accounts.ratelimit import Limiter, Window, parse_rate
 from kamiyo.api_deps import SessionDep
 from kamiyo.app_state import app_state
 from kamiyo.errors import KamiyoError
+from kamiyo.kit.ratelimit import Limiter, Window, parse_rate
 from kamiyo.tiers import Feature, Tier, get_tier
 
 WEBHOOK_MUTATION_RATE = parse_rate("10/minute")

@@ -20,9 +20,9 @@ from starlette.responses import Response
 from kamiyo.accounts import service, sessions
 from kamiyo.accounts.deps import RateLimited, get_limiter
 from kamiyo.accounts.models import User
-from kamiyo.accounts.ratelimit import parse_rate
 from kamiyo.errors import KamiyoError
 from kamiyo.kit.clientip import client_identity
+from kamiyo.kit.ratelimit import parse_rate
 
 LOGIN_ATTEMPT_RATE = parse_rate("10/minute")  # per client and e-mail
 LOGIN_CLIENT_RATE = parse_rate("30/minute")  # per client, whatever the e-mail

@@ -28,11 +28,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from kamiyo.accounts import service, sessions
 from kamiyo.accounts.csrf import CSRF_COOKIE
 from kamiyo.accounts.deps import Principal, api_key_from_headers
-from kamiyo.accounts.ratelimit import Window
 from kamiyo.app_state import app_state
 from kamiyo.errors import error_body
 from kamiyo.kit.clientip import client_identity
 from kamiyo.kit.jsonresp import FastJSONResponse
+from kamiyo.kit.ratelimit import Window
 from kamiyo.tiers import get_tier
 
 log = logging.getLogger(__name__)

@@ -7,9 +7,9 @@ import logging
 from fastapi import FastAPI
 
 from kamiyo.accounts.middleware import AccessMiddleware
-from kamiyo.accounts.ratelimit import Limiter, LimitStore, parse_rate
 from kamiyo.app_state import app_state
 from kamiyo.config import Settings
+from kamiyo.kit.ratelimit import Limiter, LimitStore, parse_rate
 
 log = logging.getLogger(__name__)
 

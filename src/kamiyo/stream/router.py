@@ -8,18 +8,18 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, cast
 
 import anyio
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
 
 from kamiyo.accounts.deps import Principal, PrincipalDep, RateLimited, get_limiter, require_feature
-from kamiyo.accounts.ratelimit import LimitStore
 from kamiyo.api_deps import SessionDep
 from kamiyo.app_state import app_state
 from kamiyo.exploits.router import FiltersDep
 from kamiyo.kit.jsonresp import dumps
+from kamiyo.kit.ratelimit import LimitStore
 from kamiyo.stream.hub import StreamHub, Subscriber
 
 router = APIRouter(tags=["stream"])
@@ -31,7 +31,7 @@ def get_hub(request: Request) -> StreamHub:
     state = app_state(request)
     if state.stream_hub is None:
         state.stream_hub = StreamHub(state.db)
-    return state.stream_hub
+    return cast(StreamHub, state.stream_hub)  # only this function stores one
 
 
 def _last_event_id(value: str | None) -> int | None:

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
 
 from kamiyo.accounts.deps import CurrentUser, per_user_limit
-from kamiyo.accounts.ratelimit import parse_rate
 from kamiyo.api_deps import SessionDep, row_id
 from kamiyo.errors import KamiyoError
+from kamiyo.kit.ratelimit import parse_rate
 from kamiyo.submissions import service
 from kamiyo.submissions.schemas import SubmissionIn, SubmissionList, SubmissionOut
 

@@ -7,7 +7,7 @@ import time
 
 from limits.aio.storage import MemoryStorage
 
-from kamiyo.accounts.ratelimit import DAY, Limiter, LimitStore, parse_rate
+from kamiyo.kit.ratelimit import DAY, Limiter, LimitStore, parse_rate
 
 
 async def test_windows_are_aligned_to_the_clock_and_reset_on_time() -> None:
