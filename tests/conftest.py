@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from kamiyo import migrations
-from kamiyo.kit.ratelimit import Limiter
 from kamiyo.db import Database
+from kamiyo.kit.ratelimit import Limiter
 from tests.support.app import make_settings, running
 from tests.support.databases import WORKER, fresh_postgres, fresh_sqlite, seed
 from tests.support.services import postgres_missing_reason, postgres_server, psql

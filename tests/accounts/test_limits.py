@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends
 
 from kamiyo.accounts.deps import limit_webhook_mutations, per_user_limit, require_feature
 from kamiyo.accounts.models import User
-from kamiyo.kit.ratelimit import parse_rate
 from kamiyo.db import Database
 from kamiyo.delivery import plan_limits
+from kamiyo.kit.ratelimit import parse_rate
 from tests.support.app import running
 from tests.support.users import bearer, settings_for, user_with_key
 

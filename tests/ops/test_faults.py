@@ -22,38 +22,34 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter
 from sqlalchemy import event, text
 
 from kamiyo import migrations
 from kamiyo.api_deps import SessionDep
-from kamiyo.app import create_app
 from kamiyo.db import Database
 from tests.ops.helpers import INSERT_EXPLOIT
-from tests.support.app import make_settings
+from tests.support.app import make_settings, running
 from tests.support.services import free_port, postgres_cluster, psql
 
 READS = ["/exploits?page_size=5", "/stats?days=30", "/chains", "/exploits?chain=bsc&sort=-amount_usd"]
 
 
-def _add_write_route(app: FastAPI) -> None:
+async def _write(session: SessionDep, size: int = 0) -> dict[str, Any]:
     """A tiny write endpoint (the public API is read-only), storing one row per call through the usual session."""
+    params = {"p": "fault-probe-" + "x" * size, "now": datetime.now(UTC)}
+    return {"id": (await session.execute(INSERT_EXPLOIT, params)).scalar_one()}
 
-    async def write(session: SessionDep, size: int = 0) -> dict[str, Any]:
-        params = {"p": "fault-probe-" + "x" * size, "now": datetime.now(UTC)}
-        return {"id": (await session.execute(INSERT_EXPLOIT, params)).scalar_one()}
 
-    app.add_api_route("/_test/write", write, methods=["POST"])
+WRITES = APIRouter()
+WRITES.add_api_route("/_test/write", _write, methods=["POST"])
 
 
 @contextlib.asynccontextmanager
 async def _client(url: str, database: Database | None = None) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(make_settings(url, KAMIYO_RATE_LIMITS="off"), database=database)
-    _add_write_route(app)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=30) as client:
-            yield client
+    settings = make_settings(url, KAMIYO_RATE_LIMITS="off")
+    async with running(settings, routers=[WRITES], database=database, timeout=30) as (_, client):
+        yield client
 
 
 def _assert_database_unavailable(response: httpx.Response, reason: str) -> None:

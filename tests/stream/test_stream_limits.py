@@ -8,8 +8,8 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 
-from kamiyo.kit.ratelimit import LimitStore
 from kamiyo.db import Database
+from kamiyo.kit.ratelimit import LimitStore
 from tests.accounts.conftest import limit_env, redis  # noqa: F401  (fixtures)
 from tests.delivery.support import auth, delivery_settings
 from tests.stream.test_stream import Events, serving

@@ -10,6 +10,7 @@ import httpx
 from fastapi import APIRouter, FastAPI
 
 from kamiyo.config import Settings
+from kamiyo.db import Database
 
 
 def make_settings(url: str, **overrides: Any) -> Settings:
@@ -31,6 +32,8 @@ async def running(
     routers: Iterable[APIRouter] = (),
     base_url: str = "http://testserver",
     workers: bool | None = None,
+    database: Database | None = None,
+    timeout: float = 5.0,
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """The real app (middleware, lifespan) behind an in-process client seen as coming from `client`;
     its background work as `settings` say, or on/off as `workers` asks."""
@@ -38,12 +41,12 @@ async def running(
 
     if workers is not None:
         settings = settings.model_copy(update={"run_workers": workers})
-    app = create_app(settings)
+    app = create_app(settings, database=database)
     for router in routers:
         app.include_router(router)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=client)
-        async with httpx.AsyncClient(transport=transport, base_url=base_url) as c:
+        async with httpx.AsyncClient(transport=transport, base_url=base_url, timeout=timeout) as c:
             yield app, c
 
 
