@@ -44,7 +44,7 @@ async def test_round_books_health_that_sources_and_health_show(db_url: str, serv
     server.modes.clear()
     assert [o.status for o in outcomes] == ["failed", "ok"] and "HTTP 500" in (outcomes[0].error or "")
     assert {(r.source, r.ok) for r in runs} >= {("defillama", False), ("rekt", True)}
-    async for client in make_client(make_settings(db_url)):
+    async for client in make_client(make_settings(db_url, KAMIYO_RUN_WORKERS=True)):
         sources = {s["name"]: s for s in (await client.get("/sources")).json()}
         health = (await client.get("/health")).json()
     assert sources["defillama"]["healthy"] is False and "HTTP 500" in sources["defillama"]["last_error"]
@@ -83,9 +83,9 @@ async def test_the_app_runs_the_scheduler_in_process(
     local = {name: REGISTRY[name] for name in ("rekt", "slowmist", "theblock")}
     monkeypatch.setattr(scheduler_module, "REGISTRY", local)
     monkeypatch.setattr(scheduler_module, "FIRST_RUN_SPREAD", 0.01)
-    monkeypatch.delenv("KAMIYO_RUN_WORKERS", raising=False)
     server.modes.clear()
-    settings = make_settings(db_url, KAMIYO_OFFLINE=False, KAMIYO_SOURCE_URLS=json.dumps(server.source_urls(*local)))
+    urls = json.dumps(server.source_urls(*local))
+    settings = make_settings(db_url, KAMIYO_OFFLINE=False, KAMIYO_SOURCE_URLS=urls, KAMIYO_RUN_WORKERS=True)
     async for client in make_client(settings):
         for _ in range(300):
             workers = (await client.get("/health")).json()["workers"]
@@ -97,12 +97,10 @@ async def test_the_app_runs_the_scheduler_in_process(
     assert all(sources[name]["healthy"] for name in local), {n: sources[n]["last_error"] for n in local}
 
 
-async def test_no_workers_and_offline_keep_the_scheduler_off(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("KAMIYO_RUN_WORKERS", "0")
-    async for client in make_client(make_settings(db_url, KAMIYO_OFFLINE=False)):
+async def test_no_workers_and_offline_keep_the_scheduler_off(db_url: str) -> None:
+    async for client in make_client(make_settings(db_url, KAMIYO_OFFLINE=False, KAMIYO_RUN_WORKERS=False)):
         assert (await client.get("/health")).json()["workers"]["ingest"] == "off"
-    monkeypatch.delenv("KAMIYO_RUN_WORKERS")
-    async for client in make_client(make_settings(db_url, KAMIYO_OFFLINE=True)):
+    async for client in make_client(make_settings(db_url, KAMIYO_OFFLINE=True, KAMIYO_RUN_WORKERS=True)):
         assert (await client.get("/health")).json()["workers"]["ingest"] == "offline"
 
 

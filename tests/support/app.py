@@ -14,11 +14,14 @@ from kamiyo.db import Database
 
 
 def make_settings(url: str, **overrides: Any) -> Settings:
-    """Settings on `url`, offline and without the response cache (tests see their own writes at once)."""
+    """Settings on `url`, offline, without the response cache (tests see their own writes at once) and without
+    background work (the delivery worker, backups): a test that needs it asks (`KAMIYO_RUN_WORKERS=True`, or
+    `running(..., workers=True)`)."""
     values: dict[str, Any] = {
         "KAMIYO_DATABASE_URL": url,
         "KAMIYO_RESPONSE_CACHE_SECONDS": 0,
         "KAMIYO_OFFLINE": True,
+        "KAMIYO_RUN_WORKERS": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)

@@ -199,7 +199,7 @@ async def test_a_failed_alert_is_replayed_from_the_log(db_url: str, kind: str) -
     def respond(_request: Any, _n: int) -> tuple[int, dict[str, str], float]:
         return (500 if failing else 200), {}, 0.0
 
-    env = {"KAMIYO_WEBHOOK_RETRY_SCHEDULE": "0.2", "KAMIYO_DELIVERY_POLL": 0.5}
+    env = {"KAMIYO_WEBHOOK_RETRY_SCHEDULE": "0.2", "KAMIYO_DELIVERY_POLL": 0.5, "KAMIYO_RUN_WORKERS": True}
     async with Receiver(respond) as rx, signed_in(db_url, "pro", **env) as (app, c):
         path = channel_path(await add(c, kind, webhook_url=f"{rx.url}/{kind}"))
         await ingest(app.state.db, report(protocol="Replayfi"))
@@ -223,6 +223,7 @@ async def _first_row_has(c: httpx.AsyncClient, path: str, text: str) -> bool:
 async def test_a_telegram_channel_is_confirmed_by_typing_the_code_on_its_page(db_url: str) -> None:
     async with Receiver() as bot:
         env = {"TELEGRAM_BOT_TOKEN": "123:test", "TELEGRAM_API_BASE": bot.url, "KAMIYO_DELIVERY_POLL": 0.5}
+        env["KAMIYO_RUN_WORKERS"] = True  # the worker sends the code to the chat
         async with signed_in(db_url, "pro", **env) as (_, c):
             path = channel_path(await add(c, "telegram", chat_id="-100555"))
             page = (await c.get(path + "?done=created")).text

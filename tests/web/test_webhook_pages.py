@@ -323,7 +323,7 @@ async def test_changes_are_limited_to_ten_a_minute_like_the_api(db_url: str) -> 
 
 async def test_a_failed_delivery_is_replayed_with_the_same_webhook_id(db_url: str) -> None:
     failing = True
-    env = {"KAMIYO_WEBHOOK_RETRY_SCHEDULE": "0.2", "KAMIYO_DELIVERY_POLL": 0.5}
+    env = {"KAMIYO_WEBHOOK_RETRY_SCHEDULE": "0.2", "KAMIYO_DELIVERY_POLL": 0.5, "KAMIYO_RUN_WORKERS": True}
 
     def respond(_request: Any, _n: int) -> tuple[int, dict[str, str], float]:
         return (503 if failing else 200), {}, 0.0
