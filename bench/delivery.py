@@ -177,8 +177,10 @@ async def workers(db_url: str, count: int) -> AsyncIterator[list[asyncio.subproc
             )  # fmt: skip
             procs.append(proc)
             assert proc.stderr is not None
-            while b"delivery worker running" not in await asyncio.wait_for(proc.stderr.readline(), 60):
-                pass
+            # `kamiyo worker` says "running: delivery worker; ..." once its loops have started
+            while b"running: delivery worker" not in (line := await asyncio.wait_for(proc.stderr.readline(), 60)):
+                if not line:
+                    raise RuntimeError(f"worker exited with {await proc.wait()} before it started")
             drains.append(asyncio.create_task(_drain(proc.stderr)))
         yield procs
     finally:

@@ -15,8 +15,8 @@ from sqlalchemy import func, insert, select, update
 from kamiyo.db import Database
 from kamiyo.delivery.dispatch import IndexCache, dispatch_events, new_message_ids
 from kamiyo.delivery.models import UserWebhook, WebhookDelivery
-from kamiyo.delivery.queue import bump_subscriptions
-from kamiyo.delivery.worker import WRITE_GATHER_MAX, DeliveryWorker
+from kamiyo.delivery.queue import Outcome, bump_subscriptions
+from kamiyo.delivery.worker import UNRECORDED_POOLS, WRITE_GATHER_MAX, DeliveryWorker
 from kamiyo.exploits.models import ExploitEvent
 from kamiyo.kit.crypto import SecretBox, new_webhook_secret
 from tests.delivery.support import (
@@ -152,6 +152,48 @@ async def test_a_held_row_whose_lease_runs_out_is_not_sent_until_claimed_again(d
         await asyncio.sleep(0.5)
         assert worker.state["lease_expired"] >= 1
     assert sorted(r.path for r in rx.requests) == ["/e0", "/e1", "/e2"]  # each once: no second send
+
+
+class _StalledWrites(DeliveryWorker):
+    """Stands in for a database whose commits have stalled: outcomes are recorded only once the gate opens."""
+
+    gate = asyncio.Event()
+
+    async def _flush(self, batch: list[Outcome]) -> None:
+        await self.gate.wait()
+        await super()._flush(batch)
+
+
+async def test_a_stalled_write_pauses_sending_so_a_crash_repeats_at_most_three_pools(
+    db_url: str, database: Database
+) -> None:
+    pool = 4
+    settings = delivery_settings(db_url, KAMIYO_DELIVERY_CONCURRENCY=pool, KAMIYO_DELIVERY_LEASE=30)
+    worker = _StalledWrites(database, settings)
+    worker.gate = asyncio.Event()
+    async with Receiver(lambda _r, _n: (200, {}, 0.0)) as rx:
+        user_id, _ = await user_with_key(database, tier="enterprise")
+        await _add_webhooks(database, user_id, [f"{rx.url}/e{i}" for i in range(40)])
+        await worker.start()
+        try:
+            await ingest(database, report())
+            await rx.wait_for(UNRECORDED_POOLS * pool, timeout=10)
+            await asyncio.sleep(0.5)  # sends would go on here if nothing held them back
+            assert len(rx.requests) == UNRECORDED_POOLS * pool
+            assert worker.unrecorded + worker.running == UNRECORDED_POOLS * pool
+            worker.gate.set()
+            await rx.wait_for(40, timeout=10)
+            assert await wait_until(lambda: _succeeded(database, 40), timeout=10)
+        finally:
+            worker.gate.set()
+            await worker.stop()
+    assert sorted(r.path for r in rx.requests) == sorted(f"/e{i}" for i in range(40))  # each once
+
+
+async def _succeeded(database: Database, wanted: int) -> bool:
+    async with database.session() as session:
+        stmt = select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.status == "succeeded")
+        return int((await session.execute(stmt)).scalar_one()) == wanted
 
 
 async def test_outcomes_wait_for_company_only_while_sends_are_running(tmp_path: Path) -> None:

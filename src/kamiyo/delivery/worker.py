@@ -9,7 +9,10 @@ Three loops in one asyncio process (inside `kamiyo serve` or `kamiyo worker --de
   without idling the pool; a held row whose lease would end before its send could finish is left to
   be claimed again, and held rows are given back (due now) when the worker stops;
 - write: records finished attempts in batches, one transaction per batch.
-Anything claimed but not recorded when the process dies is due again once its lease ends.
+Anything claimed but not recorded when the process dies is due again once its lease ends. Sends stop
+starting while attempts sent but not yet recorded (in flight, or finished and waiting for their write)
+would exceed UNRECORDED_POOLS pools: a slow write (a loaded database) pauses sending instead of letting
+the number a crash would repeat grow without bound.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ WRITE_BATCH = 2000
 WRITE_GATHER = 0.02  # seconds between looks for more outcomes to record in the same transaction
 WRITE_GATHER_MAX = 0.1  # longest wait for a batch to fill up while sends are still running
 DISPATCH_BATCH = 100
+UNRECORDED_POOLS = 3  # in flight (one pool) + one batch being written + one gathering; see the docstring
 LEASE_MARGIN = 1.0  # seconds (at most half the lease's spare time): a held row's send must start by
 # lease end - send timeout - margin, so it always ends inside the lease and no other worker can claim it meanwhile
 
@@ -69,6 +73,7 @@ class DeliveryWorker:
         self.index = IndexCache()
         self.targets = TargetCache(settings)
         self.running = 0  # sends in flight
+        self.unrecorded = 0  # finished sends whose outcome is not yet written (queued or in the current batch)
         self.inflight: dict[tuple[str, int], int] = {}  # per target: rows claimed and not finished (held or sending)
         self.held: deque[Held] = deque()
         self.prefetch = settings.delivery_concurrency  # rows held in hand beyond the free slots
@@ -249,7 +254,8 @@ class DeliveryWorker:
 
     def _fill(self) -> None:
         """Start held rows while the pool has free slots; drop those whose lease is too close to its end."""
-        free = self.settings.delivery_concurrency - self.running
+        pool = self.settings.delivery_concurrency
+        free = min(pool - self.running, UNRECORDED_POOLS * pool - self.running - self.unrecorded)
         while free > 0 and self.held:
             held = self.held.popleft()
             if time.monotonic() > held.start_by:  # due again when its lease ends; not sent twice meanwhile
@@ -307,6 +313,7 @@ class DeliveryWorker:
             self.running -= 1
             self._forget(item)
             if outcome is not None:
+                self.unrecorded += 1
                 self.results.put_nowait(outcome)
             if not self._stopping.is_set():
                 self._fill()
@@ -336,13 +343,16 @@ class DeliveryWorker:
                 await self._flush(batch)
             except Exception as exc:  # rows stay leased and are retried: at worst a duplicate attempt
                 log.error("could not record %d outcomes: %s", len(batch), type(exc).__name__)
+            self.unrecorded -= len(batch)
+            if not self._stopping.is_set():
+                self._fill()  # sends paused by a slow write start again
 
     async def _gather(self) -> None:
         """While sends are running, wait (up to WRITE_GATHER_MAX) for a pool's worth of outcomes.
 
         A transaction costs about 1.5 ms of CPU whatever its size (about 8 µs per outcome on top), so
         at full speed one per `delivery_concurrency` outcomes instead of one per 20 ms; what a crash can
-        make a worker send twice stays about two pools' worth (unrecorded plus in flight). With nothing
+        make a worker send twice stays within UNRECORDED_POOLS pools (see `_fill`). With nothing
         else running (one test send, the tail of a fan-out) it records at once.
         """
         wanted = min(WRITE_BATCH, self.settings.delivery_concurrency) - 1  # besides the one already taken
