@@ -13,14 +13,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 
 from kamiyo import migrations
+from kamiyo.accounts import service as account_service
 from kamiyo.db import Database
 from kamiyo.kit.ratelimit import Limiter
 from tests.support.app import make_settings, running
 from tests.support.databases import WORKER, fresh_postgres, fresh_sqlite, seed
 from tests.support.services import postgres_missing_reason, postgres_server, psql
-from tests.support.users import settings_for
+from tests.support.users import PRODUCTION_HASHER, settings_for
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -59,6 +61,24 @@ def _private_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
     patch.setenv("KAMIYO_DATA_DIR", str(tmp_path_factory.mktemp("data") / "kamiyo"))
     yield
     patch.undo()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hashing() -> Iterator[None]:
+    """Hash test passwords with argon2id at its smallest cost (64 KiB, one pass) instead of the production 19 MiB
+    and two passes: hundreds of sign-ups and logins otherwise spend about 50 CPU-seconds of the run in argon2.
+    Tests of the production parameters ask for `real_password_hashing`."""
+    patch = pytest.MonkeyPatch()
+    patch.setattr(account_service, "_hasher", PasswordHasher(time_cost=1, memory_cost=64, parallelism=1))
+    yield
+    patch.undo()
+
+
+@pytest.fixture
+def real_password_hashing(monkeypatch: pytest.MonkeyPatch) -> PasswordHasher:
+    """The production hasher, for this test only."""
+    monkeypatch.setattr(account_service, "_hasher", PRODUCTION_HASHER)
+    return PRODUCTION_HASHER
 
 
 @pytest.fixture(autouse=True)

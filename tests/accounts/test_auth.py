@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
+from argon2 import PasswordHasher
 from fastapi import APIRouter, Request
 from sqlalchemy import select
 
+from kamiyo.accounts import service as account_service
 from kamiyo.accounts.csrf import csrf_token, verify_csrf
 from kamiyo.accounts.models import User, UserSession
 from kamiyo.db import Database
 from tests.support.app import running
-from tests.support.users import PASSWORD, settings_for, signup
+from tests.support.users import PASSWORD, PRODUCTION_HASHER, settings_for, signup
 
 
 async def test_signup_logs_in_and_me_shows_account_tier_usage_and_limits(db_url: str) -> None:
@@ -142,9 +145,30 @@ async def test_anonymous_csrf_token_comes_with_its_cookie(db_url: str) -> None:
         assert (await c.post("/test-form", data={"csrf_token": token})).status_code == 403
 
 
-async def test_passwords_are_stored_as_argon2id_hashes(db_url: str, database: Database) -> None:
+async def _stored_hash(database: Database, email: str) -> str:
+    async with database.session() as session:
+        return (await session.execute(select(User.password_hash).where(User.email == email))).scalar_one()
+
+
+async def test_passwords_are_stored_as_argon2id_hashes_at_owasps_cost(
+    db_url: str, database: Database, real_password_hashing: PasswordHasher
+) -> None:
     async with running(settings_for(db_url)) as (_, c):
         await signup(c, "fay@example.com")
-    async with database.session() as session:
-        user = (await session.execute(select(User).where(User.email == "fay@example.com"))).scalar_one()
-        assert user.password_hash.startswith("$argon2id$") and PASSWORD not in user.password_hash
+    stored = await _stored_hash(database, "fay@example.com")
+    assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$") and PASSWORD not in stored
+
+
+async def test_a_login_upgrades_a_hash_made_at_another_cost(db_url: str, database: Database) -> None:
+    async with running(settings_for(db_url)) as (_, c):
+        await signup(c, "gus@example.com")  # hashed at the tests' cost
+    cheap = await _stored_hash(database, "gus@example.com")
+    assert not cheap.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(account_service, "_hasher", PRODUCTION_HASHER)
+        async with running(settings_for(db_url)) as (_, c):
+            r = await c.post("/api/v1/auth/login", json={"email": "gus@example.com", "password": PASSWORD})
+            assert r.status_code == 200, r.text
+    upgraded = await _stored_hash(database, "gus@example.com")
+    assert upgraded.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert PRODUCTION_HASHER.verify(upgraded, PASSWORD)

@@ -37,5 +37,5 @@ def fresh_sqlite(template: Path, tmp_path: Path, name: str = "kamiyo.db") -> str
 
 def fresh_postgres(admin: str, template: str) -> str:
     name = f"kamiyo_t{WORKER}_{next(_counter)}"
-    psql(admin, f"CREATE DATABASE {name} TEMPLATE {template}")
+    psql(admin, f"CREATE DATABASE {name} TEMPLATE {template} STRATEGY FILE_COPY")
     return f"{admin}/{name}"

@@ -17,6 +17,7 @@ from tests.support.app import make_settings
 
 SECRET = "test-secret-key-accounts-0123456789abcdef"
 PASSWORD = "correct horse battery staple"
+PRODUCTION_HASHER = service._hasher  # read at import, before tests/conftest.py swaps in a cheap one
 _emails = itertools.count()
 
 
