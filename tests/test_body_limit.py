@@ -13,6 +13,8 @@ from tests.billing.helpers import billing_settings
 from tests.support.app import running
 from tests.support.users import settings_for
 
+pytestmark = pytest.mark.reads_seed  # every test here only reads the seeded database
+
 LIMIT = 4096
 CHUNK = 1024
 

@@ -20,6 +20,7 @@ async def _codes(app: object, peer: str, requests: list[dict[str, str]]) -> list
         return [(await c.get(PATH, headers=headers)).status_code for headers in requests]
 
 
+@pytest.mark.reads_seed
 async def test_forwarded_headers_are_ignored_unless_the_peer_is_a_trusted_proxy(db_url: str) -> None:
     settings = settings_for(db_url, KAMIYO_ANON_RATE_LIMIT="3/minute")
     async with running(settings, client=("127.0.0.1", 1)) as (app, _):
@@ -27,6 +28,7 @@ async def test_forwarded_headers_are_ignored_unless_the_peer_is_a_trusted_proxy(
         assert await _codes(app, "127.0.0.1", spoofed) == [200, 200, 200, 429]
 
 
+@pytest.mark.reads_seed
 async def test_a_trusted_proxy_names_the_client_and_left_hand_entries_cannot_reset_it(db_url: str) -> None:
     settings = settings_for(db_url, KAMIYO_ANON_RATE_LIMIT="3/minute", KAMIYO_TRUSTED_PROXIES="10.0.0.0/8, ::1")
     async with running(settings) as (app, _):
@@ -53,6 +55,7 @@ async def test_a_trusted_proxy_sets_the_scheme(db_url: str) -> None:
         assert r.status_code == 201 and "secure" in r.headers["set-cookie"].lower()
 
 
+@pytest.mark.reads_seed
 async def test_ipv6_clients_are_counted_by_their_64(db_url: str, limit_env: dict[str, str]) -> None:
     settings = settings_for(db_url, KAMIYO_ANON_RATE_LIMIT="4/minute", **limit_env)
     async with running(settings) as (app, _):

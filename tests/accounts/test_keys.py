@@ -61,6 +61,7 @@ async def test_revoked_key_is_rejected_at_once(db_url: str) -> None:
         assert (await c.get("/api/v1/me", headers=bearer(other))).status_code == 200
 
 
+@pytest.mark.reads_seed
 @pytest.mark.input_matrix
 @pytest.mark.parametrize(("method", "path"), PROTECTED)
 async def test_protected_route_without_key_is_401_with_challenge(db_url: str, method: str, path: str) -> None:
@@ -89,6 +90,7 @@ async def test_another_users_key_sees_only_its_own_objects(db_url: str) -> None:
         assert (await c.get("/api/v1/me", headers=bearer(mine))).status_code == 200  # still valid
 
 
+@pytest.mark.reads_seed
 async def test_invalid_key_on_public_path_is_401_not_anonymous(db_url: str) -> None:
     async with running(settings_for(db_url)) as (_, c):
         assert (await c.get("/exploits?page_size=1")).status_code == 200

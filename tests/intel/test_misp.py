@@ -7,6 +7,7 @@ import asyncio
 import uuid
 
 import httpx
+import pytest
 import requests
 from pymisp import MISPEvent
 
@@ -15,6 +16,7 @@ from tests.intel.conftest import touch
 from tests.support.live import LiveServer, all_exploits
 
 
+@pytest.mark.reads_seed
 async def test_manifest_lists_every_exploit_once(client: httpx.AsyncClient) -> None:
     exploits = await all_exploits(client)
     r = await client.get("/api/v1/misp/manifest.json")
@@ -58,6 +60,7 @@ async def test_events_load_in_pymisp(client: httpx.AsyncClient, db_url: str) -> 
     assert changed["uuid"] == str(event_uuid) and int(changed["timestamp"]) > int(r.json()["Event"]["timestamp"])
 
 
+@pytest.mark.reads_seed
 async def test_unknown_and_bad_uuids(client: httpx.AsyncClient) -> None:
     missing = await client.get(f"/api/v1/misp/{uuid.uuid4()}.json")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
@@ -65,6 +68,7 @@ async def test_unknown_and_bad_uuids(client: httpx.AsyncClient) -> None:
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid"
 
 
+@pytest.mark.reads_seed
 async def test_feed_is_readable_over_http(db_url: str) -> None:
     """What a MISP instance does with a feed URL: the manifest, then each event it lists."""
     with LiveServer(db_url, KAMIYO_RATE_LIMITS="off") as live:

@@ -8,6 +8,7 @@ from collections import Counter
 from typing import Any
 
 import httpx
+import pytest
 import stix2
 
 from kamiyo.intel import ids
@@ -29,6 +30,7 @@ def _facts(incident: dict[str, Any]) -> dict[str, Any]:
     return dict(facts)
 
 
+@pytest.mark.reads_seed
 async def test_bundle_parses_strictly_and_carries_each_exploit(client: httpx.AsyncClient) -> None:
     page = (await client.get("/exploits?page_size=200&chain=ethereum")).json()["data"]
     r = await client.get("/api/v1/stix/bundle?page_size=200&chain=ethereum")
@@ -89,6 +91,7 @@ async def test_ids_come_from_the_stable_key_and_repeat(client: httpx.AsyncClient
     assert new["id"] == old["id"] and new["modified"] > old["modified"] and new["description"] == "changed"
 
 
+@pytest.mark.reads_seed
 async def test_paging_and_filters_are_those_of_exploits(client: httpx.AsyncClient) -> None:
     r = await client.get("/api/v1/stix/bundle?page_size=30&chain=bsc")
     total = (await client.get("/exploits?page_size=1&chain=bsc")).json()["total"]

@@ -30,6 +30,7 @@ def _walk(collection: Collection, per_request: int, **filters: Any) -> list[dict
     return objects
 
 
+@pytest.mark.reads_seed
 async def test_taxii2_client_discovers_and_pages_the_whole_collection(
     live: LiveServer, client: httpx.AsyncClient
 ) -> None:
@@ -118,6 +119,7 @@ async def test_paging_headers_added_after_and_match(client: httpx.AsyncClient, d
         ("/api/v1/taxii2/collections/00000000-0000-0000-0000-000000000000/objects/", 404),
     ],
 )
+@pytest.mark.reads_seed
 async def test_bad_requests_are_clear_4xx(client: httpx.AsyncClient, path: str, status: int) -> None:
     r = await client.get(path)
     assert r.status_code == status and "error" in r.json()

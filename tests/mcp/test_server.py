@@ -20,6 +20,8 @@ from mcp_types import CallToolResult
 
 from tests.support.services import free_port, wait_for_port
 
+pytestmark = pytest.mark.reads_seed  # every test here only reads the seeded database
+
 KAMIYO = str(Path(sys.executable).with_name("kamiyo"))
 TOOLS = {"search_exploits", "get_exploit", "exploit_stats", "list_sources"}
 

@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,6 +23,7 @@ async def _scrape(client: httpx.AsyncClient) -> str:
     return response.text
 
 
+@pytest.mark.reads_seed
 async def test_requests_are_counted_by_route_template_never_by_raw_path(client: httpx.AsyncClient) -> None:
     before = await _scrape(client)
     ref = (await client.get("/exploits?page_size=1")).json()["data"][0]["id"]
@@ -46,6 +48,7 @@ async def test_requests_are_counted_by_route_template_never_by_raw_path(client: 
     assert not any("doesnotexist" in r or "123" in r for r in routes), routes
 
 
+@pytest.mark.reads_seed
 async def test_metrics_is_outside_the_api_prefix_and_the_openapi_schema(client: httpx.AsyncClient) -> None:
     assert (await client.get("/api/v1/metrics")).status_code == 404
     schema = (await client.get("/openapi.json")).json()
@@ -63,6 +66,7 @@ async def test_metrics_is_outside_the_api_prefix_and_the_openapi_schema(client: 
         assert f"# TYPE {name.removesuffix('_total')}" in text_body, name
 
 
+@pytest.mark.reads_seed
 async def test_domain_helpers_feed_their_series(client: httpx.AsyncClient) -> None:
     before = await _scrape(client)
     metrics.record_ingest_run("metrics_test_src", "ok", items=7)
@@ -121,6 +125,7 @@ async def test_metrics_answer_while_the_database_is_down(tmp_path: Path) -> None
         assert "kamiyo_http_requests_total" in body
 
 
+@pytest.mark.reads_seed
 async def test_request_id_is_echoed_or_generated(client: httpx.AsyncClient) -> None:
     given = await client.get("/ping", headers={"X-Request-ID": "edge-7f3a:42"})
     assert given.headers["x-request-id"] == "edge-7f3a:42"

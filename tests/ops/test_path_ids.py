@@ -116,6 +116,7 @@ async def test_the_issue_reproduction_answers_422_not_500(
     assert response.status_code == 422 and "Invalid request" in response.text
 
 
+@pytest.mark.reads_seed
 @pytest.mark.parametrize("row_id", [2**63, 2**64 - 1, -1])
 async def test_a_cursor_with_an_id_out_of_range_is_invalid(client: httpx.AsyncClient, row_id: int) -> None:
     raw = f'["-timestamp","2024-01-01T00:00:00",{row_id}]'.encode()

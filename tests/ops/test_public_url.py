@@ -15,6 +15,8 @@ from kamiyo.config import get_settings
 from kamiyo.delivery.channels.format import summarise
 from tests.support.app import make_client, make_settings
 
+pytestmark = pytest.mark.reads_seed  # every test here only reads the seeded database
+
 
 def _feed_links(body: bytes) -> list[str]:
     root = ET.fromstring(body)

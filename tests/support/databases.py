@@ -39,3 +39,18 @@ def fresh_postgres(admin: str, template: str) -> str:
     name = f"kamiyo_t{WORKER}_{next(_counter)}"
     psql(admin, f"CREATE DATABASE {name} TEMPLATE {template} STRATEGY FILE_COPY")
     return f"{admin}/{name}"
+
+
+def read_only_copy(admin: str, template: str) -> str:
+    """A copy the server refuses to write to: a test that writes by mistake fails at its first write."""
+    url = fresh_postgres(admin, template)
+    psql(admin, f"ALTER DATABASE {url.rsplit('/', 1)[1]} SET default_transaction_read_only = on")
+    return url
+
+
+def sqlite_footprint(url: str) -> tuple[int, int, int]:
+    """What any write to a SQLite file changes: the file's mtime and size, and its WAL's size (reads change none)."""
+    path = Path(url.removeprefix("sqlite:///"))
+    wal = path.with_name(path.name + "-wal")
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size, wal.stat().st_size if wal.exists() else 0

@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.support.app import make_client, make_settings
+
+pytestmark = pytest.mark.reads_seed  # every test here only reads the seeded database
 
 
 @asynccontextmanager

@@ -36,6 +36,7 @@ def _row_links(html: str) -> list[int]:
     return [int(i) for i in re.findall(r'<th scope="row"><a href="/app/exploits/(\d+)"', html)]
 
 
+@pytest.mark.reads_seed
 async def test_home_shows_windows_chart_breakdowns_newest_and_sources(client: httpx.AsyncClient) -> None:
     response = await client.get("/")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
@@ -51,6 +52,7 @@ async def test_home_shows_windows_chart_breakdowns_newest_and_sources(client: ht
     assert "default-src 'self'" in response.headers["content-security-policy"]
 
 
+@pytest.mark.reads_seed
 async def test_home_yearly_table_adds_up_to_all_losses(client: httpx.AsyncClient) -> None:
     html = (await client.get("/")).text
     table = html[html.index("Losses per year</caption>") :]
@@ -59,6 +61,7 @@ async def test_home_yearly_table_adds_up_to_all_losses(client: httpx.AsyncClient
     assert sum(counts) == total
 
 
+@pytest.mark.reads_seed
 async def test_explorer_reflects_filters_and_matches_the_api(client: httpx.AsyncClient) -> None:
     query = "chain=bsc&min_amount=1000000&sort=-amount_usd&q=&protocol="
     html = (await client.get(f"/app/exploits?{query}")).text
@@ -72,6 +75,7 @@ async def test_explorer_reflects_filters_and_matches_the_api(client: httpx.Async
     assert csv_href and unescape(csv_href.group(1)) == "/app/exploits.csv?chain=bsc&min_amount=1000000&sort=-amount_usd"
 
 
+@pytest.mark.reads_seed
 async def test_explorer_pages_agree_with_api_pages(client: httpx.AsyncClient) -> None:
     html = (await client.get("/app/exploits?category=reentrancy&page_size=25&page=2")).text
     api = (await client.get("/exploits?category=reentrancy&page_size=25&page=2")).json()
@@ -81,6 +85,7 @@ async def test_explorer_pages_agree_with_api_pages(client: httpx.AsyncClient) ->
     assert f"Page 2 of {pages}" in html
 
 
+@pytest.mark.reads_seed
 @pytest.mark.parametrize("query", ["", "?page=3&sort=-amount_usd&page_size=25", "?sort=timestamp&page=2"])
 async def test_unfiltered_explorer_counts_from_summaries_like_the_api(client: httpx.AsyncClient, query: str) -> None:
     html = (await client.get(f"/app/exploits{query}")).text
@@ -89,6 +94,7 @@ async def test_unfiltered_explorer_counts_from_summaries_like_the_api(client: ht
     assert f"{api['total']:,} exploits</h2>" in re.sub(r"\s+", " ", html).replace(" </h2>", "</h2>")
 
 
+@pytest.mark.reads_seed
 async def test_explorer_sort_header_toggles_direction(client: httpx.AsyncClient) -> None:
     html = (await client.get("/app/exploits?sort=-amount_usd")).text
     assert 'aria-sort="descending"' in html
@@ -122,6 +128,7 @@ async def test_invalid_filter_is_an_inline_error_not_an_error_page(
     assert _row_links(html) == []
 
 
+@pytest.mark.reads_seed
 async def test_csv_download_matches_the_filtered_api_set(client: httpx.AsyncClient) -> None:
     response = await client.get("/app/exploits.csv?chain=ethereum&since=2022-01-01&sort=timestamp")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
@@ -138,6 +145,7 @@ async def test_csv_download_matches_the_filtered_api_set(client: httpx.AsyncClie
     assert {r["chain"] for r in rows} == {"ethereum"}
 
 
+@pytest.mark.reads_seed
 async def test_csv_download_is_capped_for_anonymous_visitors(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -147,11 +155,13 @@ async def test_csv_download_is_capped_for_anonymous_visitors(
     assert "first 7 of" in _text((await client.get("/app/exploits")).text)
 
 
+@pytest.mark.reads_seed
 async def test_csv_with_invalid_filter_is_422_text(client: httpx.AsyncClient) -> None:
     response = await client.get("/app/exploits.csv?max_amount=nope")
     assert response.status_code == 422 and response.text.startswith("max_amount:")
 
 
+@pytest.mark.reads_seed
 async def test_exploit_page_shows_facts_reports_timeline_and_explorer_links(client: httpx.AsyncClient) -> None:
     exploit = (await client.get("/exploits?sort=-amount_usd&chain=ethereum&page_size=1")).json()["data"][0]
     html = (await client.get(f"/app/exploits/{exploit['id']}")).text
@@ -168,6 +178,7 @@ async def test_exploit_page_shows_facts_reports_timeline_and_explorer_links(clie
         assert "Attacker" in text
 
 
+@pytest.mark.reads_seed
 async def test_exploit_page_is_found_by_transaction_hash_too(client: httpx.AsyncClient) -> None:
     exploit = (await client.get("/exploits?chain=bsc&page_size=1")).json()["data"][0]
     assert exploit["tx_hash"]
@@ -175,6 +186,7 @@ async def test_exploit_page_is_found_by_transaction_hash_too(client: httpx.Async
     assert response.status_code == 200 and f"<h1>{exploit['name']}</h1>" in response.text
 
 
+@pytest.mark.reads_seed
 async def test_unknown_exploit_is_an_html_404_while_api_paths_keep_json(client: httpx.AsyncClient) -> None:
     page = await client.get("/app/exploits/987654321")
     assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
@@ -186,6 +198,7 @@ async def test_unknown_exploit_is_an_html_404_while_api_paths_keep_json(client: 
     assert missing_page.status_code == 404 and "Page not found" in missing_page.text
 
 
+@pytest.mark.reads_seed
 async def test_sources_page_lists_health_and_rankings_with_each_component(client: httpx.AsyncClient) -> None:
     html = (await client.get("/app/sources")).text
     sources = (await client.get("/sources")).json()
@@ -212,6 +225,7 @@ async def test_sources_page_lists_health_and_rankings_with_each_component(client
     assert 'aria-current="page">1 year</a>' in (await client.get("/app/sources?days=7")).text  # not a window: default
 
 
+@pytest.mark.reads_seed
 async def test_static_files_are_cacheable_and_pages_are_not_in_the_api_schema(client: httpx.AsyncClient) -> None:
     html = (await client.get("/")).text
     css = re.search(r'href="(/static/kamiyo\.css\?v=[0-9a-f]+)"', html)
@@ -222,6 +236,7 @@ async def test_static_files_are_cacheable_and_pages_are_not_in_the_api_schema(cl
     assert (await client.get("/app", follow_redirects=False)).headers["location"] == "/app/exploits"
 
 
+@pytest.mark.reads_seed
 async def test_home_window_totals_equal_the_stats_service(database: Database) -> None:
     now = datetime(2026, 8, 21, 13, 30, tzinfo=UTC)  # just after the bundled data's newest incidents
     windows = (1, 7, 30, 365)
