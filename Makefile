@@ -7,16 +7,24 @@ PORT ?= 8000
 
 .PHONY: run test coverage lint format bench clean
 
+# uv installs the same versions pip resolves (diffed with `pip freeze`) in a third of the time; pip stays in the venv.
+# Bytecode is compiled at install: without it every process (and every test's child process) compiles the
+# dependencies again wherever PYTHONDONTWRITEBYTECODE is set.
+UV_INSTALL := $(BIN)/uv pip install -q --python $(BIN)/python --compile-bytecode
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(VENV)/.run-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
+$(BIN)/uv: | $(BIN)/python
+	$(BIN)/python -m pip install -q uv
+
+$(VENV)/.run-installed: pyproject.toml | $(BIN)/uv
+	$(UV_INSTALL) -e .
 	touch $@
 
-$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev]'
+$(VENV)/.dev-installed: pyproject.toml | $(BIN)/uv
+	$(UV_INSTALL) -e '.[dev]'
 	touch $@ $(VENV)/.run-installed
 
 run: $(VENV)/.run-installed
