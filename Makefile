@@ -7,10 +7,11 @@ PORT ?= 8000
 
 .PHONY: run test coverage lint format bench clean
 
-# uv installs the same versions pip resolves (diffed with `pip freeze`) in a third of the time; pip stays in the venv.
-# Bytecode is compiled at install: without it every process (and every test's child process) compiles the
-# dependencies again wherever PYTHONDONTWRITEBYTECODE is set.
-UV_INSTALL := $(BIN)/uv pip install -q --python $(BIN)/python --compile-bytecode
+# uv installs the same versions pip resolves (diffed with `pip freeze`) in a third of the time; pip stays in the venv
+# and takes over where uv cannot (uv reads no pip.conf: another index, a private CA). Bytecode is compiled at
+# install: without it every process (and every test's child process) compiles the dependencies again wherever
+# PYTHONDONTWRITEBYTECODE is set.
+INSTALL = $(BIN)/uv pip install -q --python $(BIN)/python --compile-bytecode $(1) || $(BIN)/pip install -q $(1)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,11 +21,11 @@ $(BIN)/uv: | $(BIN)/python
 	$(BIN)/python -m pip install -q uv
 
 $(VENV)/.run-installed: pyproject.toml | $(BIN)/uv
-	$(UV_INSTALL) -e .
+	$(call INSTALL,-e .)
 	touch $@
 
 $(VENV)/.dev-installed: pyproject.toml | $(BIN)/uv
-	$(UV_INSTALL) -e '.[dev]'
+	$(call INSTALL,-e '.[dev]')
 	touch $@ $(VENV)/.run-installed
 
 run: $(VENV)/.run-installed
