@@ -30,16 +30,16 @@ def test_serve_ignores_forwarded_for_from_loopback_unless_trusted(tmp_path: Path
 
 
 def _trickle(
-    port: int, head: bytes, *, first: bytes = b"", every: float = 0.1, limit: float = 6.0
+    port: int, head: bytes, *, first: bytes = b"", every: float = 0.1, limit: float = 6.0, repeat: bool = True
 ) -> tuple[bytes, float]:
-    """Send `first`, then `head` a byte every `every` s; (what the server answered, seconds until it closed)."""
+    """Send `first`, then `head` a byte every `every` s (over and over, or once and then wait with `repeat=False`:
+    bytes sent after the answer would make the server reset the connection); (the answer, seconds until closed)."""
     started = time.monotonic()
     received = b""
+    pending = itertools.cycle(head) if repeat else iter(head)
     with socket.create_connection(("127.0.0.1", port), timeout=limit) as sock:
         sock.sendall(first)
-        for byte in itertools.cycle(head):
-            if time.monotonic() - started > limit:
-                break
+        while time.monotonic() - started <= limit:
             ready, _, _ = select.select([sock], [], [], every)
             if ready:
                 chunk = sock.recv(65536)
@@ -47,6 +47,9 @@ def _trickle(
                 if not chunk:
                     return received, time.monotonic() - started
                 continue
+            byte = next(pending, None)
+            if byte is None:
+                continue  # all sent: wait for the answer
             try:
                 sock.sendall(bytes([byte]))
             except OSError:
@@ -72,6 +75,6 @@ def test_a_request_head_must_arrive_within_the_header_timeout(tmp_path: Path) ->
         body = b'{"email": "slow@example.com", "password": "not the right one"}'
         head = b"POST /api/v1/auth/login HTTP/1.1\r\nHost: t\r\ncontent-type: application/json\r\n"
         head += b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
-        answer, took = _trickle(port, body, first=head, every=0.03)
+        answer, took = _trickle(port, body, first=head, every=0.03, repeat=False)
         assert answer.startswith(b"HTTP/1.1 401") and took > 1.0, (answer[:40], took)
         assert httpx.get(f"{base}/ping", timeout=5).status_code == 200
