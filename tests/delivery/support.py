@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from kamiyo.db import Database
 from kamiyo.delivery.filters import SubscriptionFilters
@@ -194,6 +194,13 @@ async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0
             return True
         await asyncio.sleep(step)
     return await check()
+
+
+async def succeeded_count(db: Database) -> int:
+    """Delivery rows recorded as succeeded."""
+    async with db.session() as session:
+        stmt = select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.status == "succeeded")
+        return int((await session.execute(stmt)).scalar_one())
 
 
 def delivery_settings(db_url: str, **env: Any) -> Any:

@@ -8,11 +8,8 @@ import signal
 import sys
 from collections import defaultdict
 
-from sqlalchemy import func, select
-
 from kamiyo.db import Database
-from kamiyo.delivery.models import WebhookDelivery
-from tests.delivery.support import SECRET_KEY, Receiver, add_webhook, ingest, report, wait_until
+from tests.delivery.support import SECRET_KEY, Receiver, add_webhook, ingest, report, succeeded_count, wait_until
 from tests.support.users import user_with_key
 
 ENDPOINTS = 1000
@@ -48,12 +45,6 @@ async def _start_worker(db_url: str) -> asyncio.subprocess.Process:
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )
-
-
-async def _succeeded(database: Database) -> int:
-    async with database.session() as session:
-        stmt = select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.status == "succeeded")
-        return int((await session.execute(stmt)).scalar_one())
 
 
 async def test_sigkill_mid_delivery_then_restart_delivers_everything(db_url: str) -> None:
@@ -92,4 +83,4 @@ async def test_sigkill_mid_delivery_then_restart_delivers_everything(db_url: str
 
 
 async def _done(database: Database) -> bool:
-    return await _succeeded(database) == ENDPOINTS
+    return await succeeded_count(database) == ENDPOINTS

@@ -8,9 +8,10 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 
 from kamiyo.db import Database
 from kamiyo.delivery.dispatch import IndexCache, dispatch_events, new_message_ids
@@ -27,6 +28,7 @@ from tests.delivery.support import (
     ingest,
     report,
     running_worker,
+    succeeded_count,
     wait_until,
 )
 from tests.support.users import user_with_key
@@ -44,6 +46,10 @@ async def _add_webhooks(database: Database, user_id: int, urls: list[str]) -> No
     async with database.session() as session:
         await session.execute(insert(UserWebhook), rows)
         await bump_subscriptions(session)
+
+
+async def _has_succeeded(database: Database, count: int) -> bool:
+    return await succeeded_count(database) == count
 
 
 async def _rows(database: Database) -> list[WebhookDelivery]:
@@ -87,16 +93,10 @@ async def test_fan_out_is_claimed_in_a_few_large_batches(db_url: str, database: 
         await asyncio.sleep(0.2)
         await ingest(database, report())
         assert len(await rx.wait_for(600, timeout=30)) == 600
-        assert await wait_until(lambda: _all_succeeded(database, 600), timeout=10)
+        assert await wait_until(lambda: _has_succeeded(database, 600), timeout=10)
     # The first claim takes twice the pool, later ones about half of it: not one per free slot.
     assert worker.state["claims"] <= 12, worker.state
     assert len({r.path for r in rx.requests}) == 600 and worker.state["lease_expired"] == 0
-
-
-async def _all_succeeded(database: Database, count: int) -> bool:
-    async with database.session() as session:
-        stmt = select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.status == "succeeded")
-        return int((await session.execute(stmt)).scalar_one()) == count
 
 
 async def test_a_target_never_has_more_rows_in_flight_than_its_cap(db_url: str, database: Database) -> None:
@@ -157,7 +157,9 @@ async def test_a_held_row_whose_lease_runs_out_is_not_sent_until_claimed_again(d
 class _StalledWrites(DeliveryWorker):
     """Stands in for a database whose commits have stalled: outcomes are recorded only once the gate opens."""
 
-    gate = asyncio.Event()
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.gate = asyncio.Event()
 
     async def _flush(self, batch: list[Outcome]) -> None:
         await self.gate.wait()
@@ -170,7 +172,6 @@ async def test_a_stalled_write_pauses_sending_so_a_crash_repeats_at_most_three_p
     pool = 4
     settings = delivery_settings(db_url, KAMIYO_DELIVERY_CONCURRENCY=pool, KAMIYO_DELIVERY_LEASE=30)
     worker = _StalledWrites(database, settings)
-    worker.gate = asyncio.Event()
     async with Receiver(lambda _r, _n: (200, {}, 0.0)) as rx:
         user_id, _ = await user_with_key(database, tier="enterprise")
         await _add_webhooks(database, user_id, [f"{rx.url}/e{i}" for i in range(40)])
@@ -183,17 +184,11 @@ async def test_a_stalled_write_pauses_sending_so_a_crash_repeats_at_most_three_p
             assert worker.unrecorded + worker.running == UNRECORDED_POOLS * pool
             worker.gate.set()
             await rx.wait_for(40, timeout=10)
-            assert await wait_until(lambda: _succeeded(database, 40), timeout=10)
+            assert await wait_until(lambda: _has_succeeded(database, 40), timeout=10)
         finally:
             worker.gate.set()
             await worker.stop()
     assert sorted(r.path for r in rx.requests) == sorted(f"/e{i}" for i in range(40))  # each once
-
-
-async def _succeeded(database: Database, wanted: int) -> bool:
-    async with database.session() as session:
-        stmt = select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.status == "succeeded")
-        return int((await session.execute(stmt)).scalar_one()) == wanted
 
 
 async def test_outcomes_wait_for_company_only_while_sends_are_running(tmp_path: Path) -> None:
